@@ -1,0 +1,221 @@
+package inventory
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tunplan/tunplan/modules/host"
+)
+
+// HelperDir is where the helper lives on a host: root-owned, mode 0700.
+const HelperDir = "/var/lib/tunplan/bin"
+
+// Helpers hands out the embedded helper binary for a machine architecture as `uname -m` names it.
+type Helpers interface {
+	Binary(arch string) (bin []byte, sha256hex string, err error)
+}
+
+// EnsureHelper makes sure the helper for the host's architecture is on the host under a name that
+// carries its hash. A helper already there is not sent again; a new one is written under a temporary
+// name, its hash checked on the host, and only then renamed into place.
+func (c *Conn) EnsureHelper(h Helpers) error {
+	arch, err := c.output("uname -m")
+	if err != nil {
+		return fmt.Errorf("host %s: uname: %w", c.Target.Name, err)
+	}
+	bin, sum, err := h.Binary(strings.TrimSpace(arch))
+	if err != nil {
+		return fmt.Errorf("host %s: %w", c.Target.Name, err)
+	}
+	final := path.Join(HelperDir, "tunplan-helper-"+sum[:16])
+	if c.Target.Sudo {
+		return c.ensureHelperSudo(bin, sum, final)
+	}
+	sc, err := sftp.NewClient(c.client)
+	if err != nil {
+		return fmt.Errorf("host %s: sftp: %w", c.Target.Name, err)
+	}
+	defer sc.Close()
+	if st, err := sc.Stat(final); err == nil && st.Size() == int64(len(bin)) {
+		c.helper = final
+		return c.checkHelperDir(sc)
+	}
+	if err := sc.MkdirAll(HelperDir); err != nil {
+		return fmt.Errorf("host %s: create %s: %w", c.Target.Name, HelperDir, err)
+	}
+	for _, d := range []string{path.Dir(HelperDir), HelperDir} {
+		if err := sc.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("host %s: chmod %s: %w", c.Target.Name, d, err)
+		}
+	}
+	if err := c.checkHelperDir(sc); err != nil {
+		return err
+	}
+	tmp := final + ".tmp-" + randomSuffix()
+	if err := c.upload(sc, tmp, bin); err != nil {
+		_ = sc.Remove(tmp)
+		return err
+	}
+	if err := c.verify(tmp, sum); err != nil {
+		_ = sc.Remove(tmp)
+		return err
+	}
+	if err := sc.PosixRename(tmp, final); err != nil {
+		return fmt.Errorf("host %s: install helper: %w", c.Target.Name, err)
+	}
+	c.helper = final
+	c.removeOldHelpers(sc, final)
+	return nil
+}
+
+// checkHelperDir refuses a helper directory that others could write to or that root does not own.
+func (c *Conn) checkHelperDir(sc *sftp.Client) error {
+	st, err := sc.Stat(HelperDir)
+	if err != nil {
+		return fmt.Errorf("host %s: %s: %w", c.Target.Name, HelperDir, err)
+	}
+	fs, ok := st.Sys().(*sftp.FileStat)
+	if !ok || fs.UID != 0 || st.Mode().Perm() != 0o700 {
+		return fmt.Errorf("host %s: refusing helper directory %s: want owner root and mode 0700, have uid %d mode %v", c.Target.Name, HelperDir, fs.UID, st.Mode().Perm())
+	}
+	return nil
+}
+
+func (c *Conn) upload(sc *sftp.Client, name string, bin []byte) error {
+	f, err := sc.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("host %s: upload helper: %w", c.Target.Name, err)
+	}
+	n, err := f.Write(bin)
+	c.Uploaded += int64(n)
+	if err == nil {
+		err = f.Chmod(0o700)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("host %s: upload helper: %w", c.Target.Name, err)
+	}
+	return nil
+}
+
+func (c *Conn) verify(name, sum string) error {
+	out, err := c.output("sha256sum " + name)
+	if err != nil {
+		return fmt.Errorf("host %s: check helper: %w", c.Target.Name, err)
+	}
+	if got, _, _ := strings.Cut(out, " "); got != sum {
+		return fmt.Errorf("host %s: helper upload corrupted: sha256 %s on the host, %s sent", c.Target.Name, got, sum)
+	}
+	return nil
+}
+
+func (c *Conn) removeOldHelpers(sc *sftp.Client, keep string) {
+	entries, err := sc.ReadDir(HelperDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if p := path.Join(HelperDir, e.Name()); p != keep && strings.HasPrefix(e.Name(), "tunplan-helper-") {
+			_ = sc.Remove(p)
+		}
+	}
+}
+
+// ensureHelperSudo installs the helper as root through `sudo -n`: the SFTP side runs as the login
+// user, so the binary goes to a private temporary file first.
+func (c *Conn) ensureHelperSudo(bin []byte, sum, final string) error {
+	if _, err := c.output("sudo -n test -x " + final); err == nil {
+		c.helper = final
+		return nil
+	}
+	sc, err := sftp.NewClient(c.client)
+	if err != nil {
+		return fmt.Errorf("host %s: sftp: %w", c.Target.Name, err)
+	}
+	defer sc.Close()
+	tmp := "/tmp/tunplan-helper-" + randomSuffix()
+	defer sc.Remove(tmp)
+	if err := c.upload(sc, tmp, bin); err != nil {
+		return err
+	}
+	if err := c.verify(tmp, sum); err != nil {
+		return err
+	}
+	script := fmt.Sprintf("sudo -n sh -c 'install -d -o root -m 0700 %s %s && install -o root -m 0700 %s %s'", path.Dir(HelperDir), HelperDir, tmp, final)
+	if _, err := c.output(script); err != nil {
+		return fmt.Errorf("host %s: install helper with sudo: %w", c.Target.Name, err)
+	}
+	c.helper = final
+	return nil
+}
+
+// Run sends one request to the helper on the host and returns its response.
+func (c *Conn) Run(req host.Request) (host.Response, error) {
+	var resp host.Response
+	if c.helper == "" {
+		return resp, fmt.Errorf("host %s: helper not installed", c.Target.Name)
+	}
+	in, err := json.Marshal(req)
+	if err != nil {
+		return resp, err
+	}
+	cmd := c.helper
+	if c.Target.Sudo {
+		cmd = "sudo -n " + cmd
+	}
+	out, err := c.exec(cmd, in)
+	if err != nil {
+		return resp, fmt.Errorf("host %s: helper: %w", c.Target.Name, err)
+	}
+	if err := json.Unmarshal(out, &resp); err != nil {
+		return resp, fmt.Errorf("host %s: helper answered something that is not a response: %w", c.Target.Name, err)
+	}
+	return resp, nil
+}
+
+// output runs a command without input and returns its standard output.
+func (c *Conn) output(cmd string) (string, error) {
+	out, err := c.exec(cmd, nil)
+	return string(out), err
+}
+
+func (c *Conn) exec(cmd string, stdin []byte) ([]byte, error) {
+	s, err := c.client.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	var stdout, stderr bytes.Buffer
+	s.Stdin = bytes.NewReader(stdin)
+	s.Stdout, s.Stderr = &stdout, &stderr
+	if err := s.Run(cmd); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if strings.Contains(msg, "sudo: a password is required") {
+			return nil, fmt.Errorf("sudo needs a password for %s; allow NOPASSWD for the helper or log in as root", c.Target.User)
+		}
+		var ee *ssh.ExitError
+		if msg != "" && errors.As(err, &ee) {
+			return nil, fmt.Errorf("%s: %s", cmd, msg)
+		}
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return stdout.Bytes(), nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,158 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// DialTimeout bounds the TCP connect and the SSH handshake to one host.
+var DialTimeout = 15 * time.Second
+
+// Conn is the one SSH connection tunplan keeps to a host for a whole run.
+type Conn struct {
+	Target Target
+	client *ssh.Client
+	// Uploaded counts the helper bytes sent to this host in this run.
+	Uploaded int64
+	helper   string // remote path of the verified helper, once ensured
+}
+
+// Dial connects to t, verifying the host key against t.KnownHosts. An unknown or changed key is
+// refused with the fingerprint the host presented.
+func Dial(t Target) (*Conn, error) {
+	cfg, err := clientConfig(t)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %w", t.Name, err)
+	}
+	addr := net.JoinHostPort(t.Address, strconv.Itoa(t.Port))
+	nc, err := net.DialTimeout("tcp", addr, DialTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: connect %s: %w", t.Name, addr, err)
+	}
+	// The deadline covers the handshake only; it is cleared once the session is up.
+	_ = nc.SetDeadline(time.Now().Add(DialTimeout))
+	c, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("host %s: ssh %s@%s: %w", t.Name, t.User, addr, explainHandshake(err))
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return &Conn{Target: t, client: ssh.NewClient(c, chans, reqs)}, nil
+}
+
+// Close ends the connection.
+func (c *Conn) Close() error { return c.client.Close() }
+
+func clientConfig(t Target) (*ssh.ClientConfig, error) {
+	khPath := expandHome(t.KnownHosts)
+	if khPath == "" {
+		khPath = expandHome("~/.ssh/known_hosts")
+	}
+	hostKeys, err := knownhosts.New(khPath)
+	if err != nil {
+		return nil, fmt.Errorf("known_hosts: %w", err)
+	}
+	var auths []ssh.AuthMethod
+	var signers []ssh.Signer
+	for _, f := range t.IdentityFile {
+		pem, err := os.ReadFile(expandHome(f))
+		if err != nil {
+			return nil, fmt.Errorf("identity file: %w", err)
+		}
+		s, err := ssh.ParsePrivateKey(pem)
+		if err != nil {
+			return nil, fmt.Errorf("identity file %s: %w", f, err)
+		}
+		signers = append(signers, s)
+	}
+	if len(signers) > 0 {
+		auths = append(auths, ssh.PublicKeys(signers...))
+	}
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		if ac, err := net.Dial("unix", sock); err == nil {
+			auths = append(auths, ssh.PublicKeysCallback(agent.NewClient(ac).Signers))
+		}
+	}
+	if len(auths) == 0 {
+		return nil, errors.New("no SSH key: set identity_file in the plan or start ssh-agent")
+	}
+	return &ssh.ClientConfig{
+		User:              t.User,
+		Auth:              auths,
+		HostKeyCallback:   verifyHostKey(hostKeys, khPath),
+		HostKeyAlgorithms: knownAlgorithms(hostKeys, t),
+		Timeout:           DialTimeout,
+	}, nil
+}
+
+// verifyHostKey turns knownhosts' errors into messages that say what to do.
+func verifyHostKey(check ssh.HostKeyCallback, file string) ssh.HostKeyCallback {
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		err := check(hostname, remote, key)
+		var ke *knownhosts.KeyError
+		if errors.As(err, &ke) {
+			fp := ssh.FingerprintSHA256(key)
+			if len(ke.Want) == 0 {
+				return fmt.Errorf("host key unknown: %s %s is not in %s (check it, then add it, e.g. with ssh-keyscan)", key.Type(), fp, file)
+			}
+			return fmt.Errorf("host key CHANGED: the host presented %s %s, %s:%d expects another key; refusing to connect", key.Type(), fp, ke.Want[0].Filename, ke.Want[0].Line)
+		}
+		return err
+	}
+}
+
+// knownAlgorithms asks the server for the key types known_hosts holds for it, so a host with several
+// keys presents the one that can be verified.
+func knownAlgorithms(check ssh.HostKeyCallback, t Target) []string {
+	addr := &net.TCPAddr{IP: net.ParseIP(t.Address), Port: t.Port}
+	err := check(net.JoinHostPort(t.Address, strconv.Itoa(t.Port)), addr, probeKey{})
+	var ke *knownhosts.KeyError
+	if !errors.As(err, &ke) {
+		return nil
+	}
+	var algs []string
+	for _, k := range ke.Want {
+		algs = append(algs, algorithmsFor(k.Key.Type())...)
+	}
+	return algs
+}
+
+func algorithmsFor(keyType string) []string {
+	if keyType == ssh.KeyAlgoRSA {
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+	}
+	return []string{keyType}
+}
+
+// probeKey is a key no known_hosts line matches: checking it lists the keys that are known.
+type probeKey struct{}
+
+func (probeKey) Type() string                        { return "tunplan-probe" }
+func (probeKey) Marshal() []byte                     { return []byte("tunplan-probe") }
+func (probeKey) Verify([]byte, *ssh.Signature) error { return errors.New("probe") }
+
+func explainHandshake(err error) error {
+	if strings.Contains(err.Error(), "unable to authenticate") {
+		return fmt.Errorf("authentication refused (wrong user or key not authorized): %w", err)
+	}
+	return err
+}
+
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}

@@ -1,0 +1,61 @@
+// Package change holds the one shape every module uses to describe a difference between the state a
+// host has and the state the plan wants: a Change with an Action, the object's Address, and its
+// Before and After values (after Terraform's internal/plans).
+package change
+
+// Action says what applying a Change does. Its value is the symbol the diff rendering shows.
+type Action rune
+
+const (
+	NoOp   Action = 0
+	Create Action = '+'
+	Update Action = '~'
+	Delete Action = '-'
+)
+
+func (a Action) String() string {
+	switch a {
+	case Create:
+		return "create"
+	case Update:
+		return "update"
+	case Delete:
+		return "delete"
+	}
+	return "no-op"
+}
+
+// MarshalText makes actions readable in JSON ("create", "update", "delete").
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText is the inverse of MarshalText.
+func (a *Action) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "create":
+		*a = Create
+	case "update":
+		*a = Update
+	case "delete":
+		*a = Delete
+	default:
+		*a = NoOp
+	}
+	return nil
+}
+
+// Change is one difference on one object.
+//
+//	Action  Before            After
+//	Create  "" (absent)       the new value
+//	Update  the live value    the wanted value
+//	Delete  the live value    "" (absent)
+//
+// Before and After are one-line, human-readable renderings of the object (for example
+// "weight=1 fwd=tunnel" or "0"); the module that made the Change knows how to apply it.
+type Change struct {
+	Module  string `json:"module"`  // "kmod", "sysctl", "tunnel", "ipvs"
+	Address string `json:"address"` // stable, sortable identity: "sysctl net.ipv4.ip_forward", "ipvs tcp/198.18.48.180:80 -> 198.18.1.183:80"
+	Action  Action `json:"action"`
+	Before  string `json:"before,omitempty"`
+	After   string `json:"after,omitempty"`
+}

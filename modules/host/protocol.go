@@ -1,0 +1,70 @@
+// Package host is the whole state tunplan manages on one host, the wire protocol between the CLI
+// and the helper, and the engine (in the helper) that reads facts, computes changes, applies them and
+// records generations for rollback.
+package host
+
+import (
+	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/ipvs"
+	"github.com/tunplan/tunplan/modules/sysctl"
+	"github.com/tunplan/tunplan/modules/tunnel"
+)
+
+// State is what the plan wants on one host (and, read back, what a host has of it).
+type State struct {
+	Modules  []string        `json:"modules,omitempty"`  // kernel modules that must be loaded: "ipip", "ip_vs", "ip_vs_rr"
+	Sysctls  []sysctl.Sysctl `json:"sysctls,omitempty"`  // sorted by Key
+	Links    []tunnel.Link   `json:"links,omitempty"`    // devices that must be up and carry addresses (tunl0 + VIP/32)
+	Services []ipvs.Service  `json:"services,omitempty"` // IPVS virtual services with their destinations
+}
+
+// Op is what the CLI asks of the helper.
+type Op string
+
+const (
+	OpDiff     Op = "diff"     // read facts, return the changes that apply would make; change nothing
+	OpApply    Op = "apply"    // snapshot, apply the changes (restore the snapshot on error), record a generation
+	OpRollback Op = "rollback" // restore generation To (0: the one before the current)
+	OpHistory  Op = "history"  // list generations
+)
+
+// Phase limits an apply to part of the changes, so the CLI can order hosts:
+// realservers "add" → directors "all" → realservers "remove".
+type Phase string
+
+const (
+	PhaseAll    Phase = ""
+	PhaseAdd    Phase = "add"    // only Create and Update changes
+	PhaseRemove Phase = "remove" // only Delete changes
+)
+
+// Request is the JSON document the CLI writes to the helper's standard input.
+type Request struct {
+	Op      Op     `json:"op"`
+	Host    string `json:"host"`             // the plan's name for this host
+	Desired State  `json:"desired"`          // for diff and apply
+	RunID   string `json:"run_id,omitempty"` // applies with the same RunID amend one generation
+	Phase   Phase  `json:"phase,omitempty"`  // for apply
+	To      int    `json:"to,omitempty"`     // for rollback
+	Actor   string `json:"actor,omitempty"`  // user@machine running the CLI, recorded in generations
+}
+
+// Generation is one recorded state of the managed objects on a host.
+type Generation struct {
+	N       int    `json:"n"`
+	Time    string `json:"time"` // RFC 3339
+	Kind    string `json:"kind"` // "baseline" (state before the first apply), "apply", "rollback"
+	RunID   string `json:"run_id,omitempty"`
+	Actor   string `json:"actor,omitempty"`
+	Changes int    `json:"changes"`
+}
+
+// Response is the JSON document the helper writes to its standard output.
+type Response struct {
+	Host        string          `json:"host"`
+	Changes     []change.Change `json:"changes"`               // diff: what would change; apply/rollback: what was changed
+	Generation  int             `json:"generation,omitempty"`  // apply/rollback: the generation now current
+	Generations []Generation    `json:"generations,omitempty"` // history
+	Outcome     string          `json:"outcome,omitempty"`     // "applied", "unchanged", "restored" (failed, snapshot put back), "restore-failed"
+	Error       string          `json:"error,omitempty"`
+}
