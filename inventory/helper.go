@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -200,7 +201,15 @@ func (c *Conn) exec(cmd string, stdin []byte) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	s.Stdin = bytes.NewReader(stdin)
 	s.Stdout, s.Stderr = &stdout, &stderr
-	if err := s.Run(cmd); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- s.Run(cmd) }()
+	select {
+	case err = <-done:
+	case <-time.After(CommandTimeout):
+		s.Close()
+		return nil, fmt.Errorf("%s: no answer after %v (the command may still finish on the host; `tunplan diff` shows the outcome)", cmd, CommandTimeout)
+	}
+	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if strings.Contains(msg, "sudo: a password is required") {
 			return nil, fmt.Errorf("sudo needs a password for %s; allow NOPASSWD for the helper or log in as root", c.Target.User)

@@ -18,10 +18,14 @@ import (
 // DialTimeout bounds the TCP connect and the SSH handshake to one host.
 var DialTimeout = 15 * time.Second
 
+// CommandTimeout bounds one remote command (a helper run included).
+var CommandTimeout = 5 * time.Minute
+
 // Conn is the one SSH connection tunplan keeps to a host for a whole run.
 type Conn struct {
 	Target Target
 	client *ssh.Client
+	jump   *Conn // the bastion's connection, closed with this one
 	// Uploaded counts the helper bytes sent to this host in this run.
 	Uploaded int64
 	helper   string // remote path of the verified helper, once ensured
@@ -35,8 +39,17 @@ func Dial(t Target) (*Conn, error) {
 		return nil, fmt.Errorf("host %s: %w", t.Name, err)
 	}
 	addr := net.JoinHostPort(t.Address, strconv.Itoa(t.Port))
-	nc, err := net.DialTimeout("tcp", addr, DialTimeout)
+	var jump *Conn
+	dial := func() (net.Conn, error) { return net.DialTimeout("tcp", addr, DialTimeout) }
+	if t.Jump != nil {
+		if jump, err = Dial(*t.Jump); err != nil {
+			return nil, fmt.Errorf("host %s: through bastion: %w", t.Name, err)
+		}
+		dial = func() (net.Conn, error) { return jump.client.Dial("tcp", addr) }
+	}
+	nc, err := dial()
 	if err != nil {
+		closeJump(jump)
 		return nil, fmt.Errorf("host %s: connect %s: %w", t.Name, addr, err)
 	}
 	// The deadline covers the handshake only; it is cleared once the session is up.
@@ -44,14 +57,25 @@ func Dial(t Target) (*Conn, error) {
 	c, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
 	if err != nil {
 		nc.Close()
+		closeJump(jump)
 		return nil, fmt.Errorf("host %s: ssh %s@%s: %w", t.Name, t.User, addr, explainHandshake(err))
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return &Conn{Target: t, client: ssh.NewClient(c, chans, reqs)}, nil
+	return &Conn{Target: t, client: ssh.NewClient(c, chans, reqs), jump: jump}, nil
 }
 
-// Close ends the connection.
-func (c *Conn) Close() error { return c.client.Close() }
+// Close ends the connection (and the bastion's).
+func (c *Conn) Close() error {
+	err := c.client.Close()
+	closeJump(c.jump)
+	return err
+}
+
+func closeJump(j *Conn) {
+	if j != nil {
+		j.Close()
+	}
+}
 
 func clientConfig(t Target) (*ssh.ClientConfig, error) {
 	khPath := expandHome(t.KnownHosts)

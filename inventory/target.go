@@ -12,4 +12,5 @@ type Target struct {
 	KnownHosts   string   // known_hosts file; default ~/.ssh/known_hosts
 	Sudo         bool     // run the helper with `sudo -n` (user is not root)
 	Role         string   // "director" or "realserver" (or "director+realserver")
+	Jump         *Target  // bastion to connect through (OpenSSH's ProxyJump); nil: connect directly
 }
