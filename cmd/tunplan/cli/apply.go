@@ -1,0 +1,143 @@
+package cli
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunplan/tunplan/modules/host"
+)
+
+type applyOptions struct {
+	*globalOptions
+	autoApprove bool
+}
+
+func newApply(g *globalOptions) *cobra.Command {
+	o := &applyOptions{globalOptions: g}
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Show the changes per host, then make the hosts match the plan",
+		Long: `apply reads every host's current state, shows what it would change, asks for confirmation, and
+converges the hosts: realservers are given new VIPs before directors send them traffic, and
+directors stop sending traffic before realservers lose a VIP. Each host's helper snapshots what it
+manages first and restores that snapshot if a change fails.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return applyRun(o) },
+	}
+	cmd.Flags().BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for confirmation")
+	return cmd
+}
+
+func applyRun(o *applyOptions) error {
+	f, err := o.loadFleet()
+	if err != nil {
+		return err
+	}
+	defer f.close()
+	if err := o.connectAll(f); err != nil {
+		return err
+	}
+	f.request(f.members, func(m *member) host.Request {
+		return host.Request{Op: host.OpDiff, Host: m.target.Name, Desired: m.desired}
+	})
+	hosts, t := collect(f.members)
+	renderHuman(o.io, o.io.Out, hosts)
+	if err := o.reportFailures(f); err != nil {
+		return err
+	}
+	if t.total() == 0 {
+		fmt.Fprintf(o.io.Out, "\nNo changes. %s the plan.\n", matchPhrase(len(f.members)))
+		return nil
+	}
+	fmt.Fprintf(o.io.Out, "\nPlan: %s.\n", t)
+	if !o.autoApprove {
+		ok, err := o.confirm()
+		if err != nil || !ok {
+			return err
+		}
+	}
+	return o.converge(f)
+}
+
+func (o *applyOptions) confirm() (bool, error) {
+	if !o.io.Interactive {
+		return false, fmt.Errorf("standard input is not a terminal: run with --auto-approve to apply without confirmation")
+	}
+	fmt.Fprint(o.io.Out, "\nDo you want to apply these changes? Only 'yes' will be accepted: ")
+	line, _ := o.io.In.ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		fmt.Fprintln(o.io.Out, "Apply cancelled.")
+		return false, nil
+	}
+	return true, nil
+}
+
+// converge applies in three phases so traffic never reaches a realserver that would drop it:
+// realservers add → directors (everything) → realservers remove.
+func (o *applyOptions) converge(f *fleet) error {
+	var directors, realservers []*member
+	for _, m := range f.members {
+		if len(m.resp.Changes) == 0 {
+			continue
+		}
+		if m.isDirector() {
+			directors = append(directors, m)
+		} else {
+			realservers = append(realservers, m)
+		}
+	}
+	runID, actor := newRunID(), actor()
+	phase := func(ms []*member, p host.Phase) bool {
+		f.request(ms, func(m *member) host.Request {
+			return host.Request{Op: host.OpApply, Host: m.target.Name, Desired: m.desired, RunID: runID, Phase: p, Actor: actor}
+		})
+		return len(f.failed()) == 0
+	}
+	ok := phase(realservers, host.PhaseAdd) && phase(directors, host.PhaseAll) && phase(realservers, host.PhaseRemove)
+	fmt.Fprintln(o.io.Out)
+	changed := 0
+	for _, m := range f.members {
+		switch {
+		case m.err != nil:
+			o.io.errorf("%v (outcome: %s)", m.err, outcomeOf(m))
+		case m.resp.Outcome == "applied":
+			changed++
+			fmt.Fprintf(o.io.Out, "%s: applied, generation %d\n", m.target.Name, m.resp.Generation)
+		}
+	}
+	if !ok {
+		fmt.Fprintf(o.io.Out, "Apply failed: %s changed in this run (see above); failed hosts were restored to their snapshot unless stated otherwise.\n", plural(changed, "host"))
+		return errReported
+	}
+	fmt.Fprintf(o.io.Out, "\nApply complete! %s changed.\n", plural(changed, "host"))
+	return nil
+}
+
+func outcomeOf(m *member) string {
+	if m.resp.Outcome == "" {
+		return "unknown: the helper did not answer"
+	}
+	return m.resp.Outcome
+}
+
+func newRunID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// actor names who runs tunplan, for the generations recorded on hosts.
+func actor() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	h, _ := os.Hostname()
+	return name + "@" + h
+}

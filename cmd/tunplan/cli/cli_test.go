@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/host"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const example = "../../../examples/two-region/tunplan.hcl"
+
+// fakeHosts stands in for the SSH transport: each host answers from a table, and every request is
+// recorded in the order the hosts received them.
+type fakeHosts struct {
+	mu       sync.Mutex
+	changes  map[string][]change.Change // what diff reports per host
+	fail     map[string]error           // hosts that cannot be reached
+	applyErr map[string]string          // hosts whose apply fails
+	calls    []string                   // "host op phase"
+}
+
+func (f *fakeHosts) connect(t inventory.Target) (Session, error) {
+	if err := f.fail[t.Name]; err != nil {
+		return nil, err
+	}
+	return fakeSession{f, t.Name}, nil
+}
+
+type fakeSession struct {
+	f    *fakeHosts
+	name string
+}
+
+func (s fakeSession) Close() error { return nil }
+
+func (s fakeSession) Run(req host.Request) (host.Response, error) {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	s.f.calls = append(s.f.calls, strings.TrimSpace(s.name+" "+string(req.Op)+" "+string(req.Phase)))
+	resp := host.Response{Host: s.name, Changes: s.f.changes[s.name]}
+	if req.Op == host.OpApply {
+		if e := s.f.applyErr[s.name]; e != "" {
+			return host.Response{Host: s.name, Error: e, Outcome: "restored"}, nil
+		}
+		resp.Outcome, resp.Generation = "applied", 1
+	}
+	return resp, nil
+}
+
+func runCLI(t *testing.T, f *fakeHosts, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	io := &IOStreams{In: bufio.NewReader(strings.NewReader(stdin)), Out: &out, ErrOut: &errOut}
+	code := run(io, f.connect, args)
+	return out.String(), errOut.String(), code
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file (rerun with -update if intended)\n--- want\n%s\n--- got\n%s", name, want, got)
+	}
+}
+
+func driftingHosts() *fakeHosts {
+	return &fakeHosts{changes: map[string][]change.Change{
+		"lvs01": {
+			{Module: "ipvs", Address: "ipvs tcp/198.18.48.180:80 -> 198.18.1.183:80", Action: change.Create, After: "weight=1 fwd=tunnel"},
+			{Module: "ipvs", Address: "ipvs tcp/198.18.48.180:80 -> 198.18.10.182:80", Action: change.Update, Before: "weight=7 fwd=tunnel", After: "weight=1 fwd=tunnel"},
+			{Module: "ipvs", Address: "ipvs tcp/198.18.48.180:80 -> 198.18.10.99:80", Action: change.Delete, Before: "weight=1 fwd=tunnel"},
+		},
+		"shanghai": {
+			{Module: "sysctl", Address: "sysctl net.ipv4.conf.all.rp_filter", Action: change.Update, Before: "1", After: "0"},
+		},
+	}}
+}
+
+func TestDiff(t *testing.T) {
+	cases := []struct {
+		name     string
+		hosts    *fakeHosts
+		args     []string
+		wantCode int
+		golden   string
+		stderr   string
+	}{
+		{"drift", driftingHosts(), []string{"diff"}, exitDrift, "diff_drift.txt", ""},
+		{"drift json", driftingHosts(), []string{"diff", "--json"}, exitDrift, "diff_drift.json", ""},
+		{"match", &fakeHosts{}, []string{"diff"}, exitOK, "diff_match.txt", ""},
+		{"limited to one host", driftingHosts(), []string{"diff", "--hosts", "beijing"}, exitOK, "diff_limit.txt", ""},
+		{"unreachable host", &fakeHosts{fail: map[string]error{"beijing": errors.New("host beijing: connect 198.19.0.22:22: connection refused")}},
+			[]string{"diff"}, exitError, "diff_unreachable.txt", "Error: host beijing: connect 198.19.0.22:22: connection refused"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, errOut, code := runCLI(t, c.hosts, "", append(c.args, "-f", example)...)
+			if code != c.wantCode {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, c.wantCode, out, errOut)
+			}
+			if !strings.Contains(errOut, c.stderr) {
+				t.Errorf("stderr %q lacks %q", errOut, c.stderr)
+			}
+			golden(t, c.golden, out)
+		})
+	}
+}
+
+func TestApplyOrdersRealserversAroundDirectors(t *testing.T) {
+	f := driftingHosts()
+	f.changes["beijing"] = []change.Change{{Module: "tunnel", Address: "tunnel tunl0 198.18.48.180/32", Action: change.Create, After: "present"}}
+	out, errOut, code := runCLI(t, f, "", "apply", "--auto-approve", "-f", example)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	applies := []string{}
+	for _, c := range f.calls {
+		if strings.Contains(c, " apply") {
+			applies = append(applies, c)
+		}
+	}
+	// The realservers' add phase (either order between them) comes first, then the director, then
+	// the realservers' remove phase.
+	want := map[int][]string{0: {"beijing apply add", "shanghai apply add"}, 1: {"beijing apply add", "shanghai apply add"},
+		2: {"lvs01 apply"}, 3: {"beijing apply remove", "shanghai apply remove"}, 4: {"beijing apply remove", "shanghai apply remove"}}
+	if len(applies) != len(want) {
+		t.Fatalf("apply calls %v", applies)
+	}
+	for i, c := range applies {
+		if !contains(want[i], c) {
+			t.Errorf("apply call %d is %q, want one of %v (all: %v)", i, c, want[i], applies)
+		}
+	}
+	golden(t, "apply_ok.txt", out)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestApplyFailureNamesHostsAndStopsLaterPhases(t *testing.T) {
+	f := driftingHosts()
+	f.applyErr = map[string]string{"shanghai": "sysctl: write net.ipv4.conf.all.rp_filter: permission denied"}
+	out, errOut, code := runCLI(t, f, "", "apply", "--auto-approve", "-f", example)
+	if code != exitError {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, c := range f.calls {
+		if strings.HasPrefix(c, "lvs01 apply") {
+			t.Errorf("director was changed after a realserver failed: %v", f.calls)
+		}
+	}
+	if !strings.Contains(errOut, "host shanghai: sysctl: write net.ipv4.conf.all.rp_filter: permission denied (outcome: restored)") {
+		t.Errorf("stderr:\n%s", errOut)
+	}
+	if !strings.Contains(out, "Apply failed: 0 hosts changed") {
+		t.Errorf("stdout:\n%s", out)
+	}
+}
+
+func TestApplyAsksForConfirmation(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		interactive bool
+		answer      string
+		wantApply   bool
+		wantCode    int
+		wantOut     string
+	}{
+		{"yes", true, "yes\n", true, exitOK, "Apply complete! 2 hosts changed."},
+		{"no", true, "no\n", false, exitOK, "Apply cancelled."},
+		{"not a terminal", false, "", false, exitError, "Plan: 1 to add, 2 to change, 1 to destroy."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := driftingHosts()
+			var out, errOut bytes.Buffer
+			io := &IOStreams{In: bufio.NewReader(strings.NewReader(c.answer)), Out: &out, ErrOut: &errOut, Interactive: c.interactive}
+			code := run(io, f.connect, []string{"apply", "-f", example})
+			applied := strings.Contains(strings.Join(f.calls, ","), "apply")
+			if code != c.wantCode || applied != c.wantApply || !strings.Contains(out.String(), c.wantOut) {
+				t.Errorf("code %d applied %v\n%s\n%s", code, applied, out.String(), errOut.String())
+			}
+		})
+	}
+}
+
+func TestNoChangesIsSaid(t *testing.T) {
+	f := &fakeHosts{}
+	out, _, code := runCLI(t, f, "", "apply", "--auto-approve", "-f", example)
+	if code != exitOK || !strings.Contains(out, "No changes. 3 hosts match the plan.") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	for _, c := range f.calls {
+		if strings.Contains(c, "apply") {
+			t.Errorf("apply sent with nothing to change: %v", f.calls)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	out, _, code := runCLI(t, &fakeHosts{}, "", "validate", "-f", example)
+	if code != exitOK || out != "The plan is valid: 3 hosts, 1 virtual service.\n" {
+		t.Errorf("exit %d: %q", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.hcl")
+	os.WriteFile(bad, []byte("host \"a\" {\n  role = \"director\"\n  adress = \"198.18.0.1\"\n}\n"), 0o644)
+	_, errOut, code := runCLI(t, &fakeHosts{}, "", "validate", "-f", bad)
+	if code != exitError || !strings.Contains(errOut, "bad.hcl line 3") {
+		t.Errorf("exit %d, want 1 and a diagnostic at bad.hcl line 3:\n%s", code, errOut)
+	}
+}

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunplan/tunplan/modules/host"
+)
+
+type diffOptions struct {
+	*globalOptions
+	json bool
+}
+
+func newDiff(g *globalOptions) *cobra.Command {
+	o := &diffOptions{globalOptions: g}
+	cmd := &cobra.Command{
+		Use:   "diff",
+		Short: "Report where hosts drift from the plan (exit 0: match, 2: drift, 1: error)",
+		Args:  cobra.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return diffRun(o) },
+	}
+	cmd.Flags().BoolVar(&o.json, "json", false, "write the report as JSON")
+	return cmd
+}
+
+func diffRun(o *diffOptions) error {
+	f, err := o.loadFleet()
+	if err != nil {
+		return err
+	}
+	defer f.close()
+	f.connect(o.connect)
+	f.request(f.members, func(m *member) host.Request {
+		return host.Request{Op: host.OpDiff, Host: m.target.Name, Desired: m.desired}
+	})
+	hosts, t := collect(f.members)
+	if o.json {
+		if err := renderJSON(o.io.Out, hosts, t); err != nil {
+			return err
+		}
+	} else {
+		renderHuman(o.io, o.io.Out, hosts)
+		switch {
+		case len(f.failed()) > 0:
+			fmt.Fprintf(o.io.Out, "\n%s could not be read.\n", plural(len(f.failed()), "host"))
+		case t.total() == 0:
+			fmt.Fprintf(o.io.Out, "\nNo drift: %s the plan.\n", matchPhrase(len(hosts)))
+		default:
+			fmt.Fprintf(o.io.Out, "\nDrift: %s to reach the plan.\n", t)
+		}
+	}
+	if err := o.reportFailures(f); err != nil {
+		return err
+	}
+	if t.total() > 0 {
+		return exitCodeError{exitDrift}
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/fatih/color"
+
+	"github.com/tunplan/tunplan/modules/change"
+)
+
+// hostChanges is what one host reported, ready to show.
+type hostChanges struct {
+	Host    string          `json:"host"`
+	Role    string          `json:"role"`
+	Address string          `json:"address"`
+	Changes []change.Change `json:"changes"`
+	Outcome string          `json:"outcome,omitempty"`
+	Error   string          `json:"error,omitempty"`
+}
+
+// tally counts changes by action.
+type tally struct {
+	Add     int `json:"add"`
+	Change  int `json:"change"`
+	Destroy int `json:"destroy"`
+}
+
+func (t *tally) count(cs []change.Change) {
+	for _, c := range cs {
+		switch c.Action {
+		case change.Create:
+			t.Add++
+		case change.Update:
+			t.Change++
+		case change.Delete:
+			t.Destroy++
+		}
+	}
+}
+
+func (t tally) total() int { return t.Add + t.Change + t.Destroy }
+
+func collect(ms []*member) ([]hostChanges, tally) {
+	var out []hostChanges
+	var t tally
+	for _, m := range ms {
+		hc := hostChanges{Host: m.target.Name, Role: m.target.Role, Address: m.target.Address, Changes: m.resp.Changes, Outcome: m.resp.Outcome}
+		if hc.Changes == nil {
+			hc.Changes = []change.Change{}
+		}
+		sort.Slice(hc.Changes, func(i, j int) bool { return hc.Changes[i].Address < hc.Changes[j].Address })
+		if m.err != nil {
+			hc.Error = m.err.Error()
+		}
+		t.count(hc.Changes)
+		out = append(out, hc)
+	}
+	return out, t
+}
+
+// renderHuman writes one block per host, Terraform style:
+//
+//	# lvs01 (director, 198.19.0.11)
+//	  + ipvs tcp/198.18.48.180:80   scheduler=rr persistence=0
+//	  ~ sysctl net.ipv4.ip_forward  0 => 1
+func renderHuman(io *IOStreams, w io.Writer, hosts []hostChanges) {
+	bold := io.paint(color.Bold)
+	red := io.paint(color.FgRed)
+	sym := map[change.Action]func(string) string{
+		change.Create: io.paint(color.FgGreen),
+		change.Update: io.paint(color.FgYellow),
+		change.Delete: red,
+	}
+	for _, h := range hosts {
+		head := fmt.Sprintf("# %s (%s, %s)", h.Host, h.Role, h.Address)
+		switch {
+		case h.Error != "":
+			fmt.Fprintf(w, "%s: %s\n", bold(head), red("error: "+h.Error))
+			continue
+		case len(h.Changes) == 0:
+			fmt.Fprintf(w, "%s: no changes\n", bold(head))
+			continue
+		}
+		fmt.Fprintln(w, bold(head))
+		width := 0
+		for _, c := range h.Changes {
+			width = max(width, len(c.Address))
+		}
+		for _, c := range h.Changes {
+			fmt.Fprintf(w, "  %s %-*s  %s\n", sym[c.Action](string(rune(c.Action))), width, c.Address, value(c))
+		}
+	}
+}
+
+func value(c change.Change) string {
+	switch c.Action {
+	case change.Create:
+		return c.After
+	case change.Delete:
+		return c.Before
+	}
+	return c.Before + " => " + c.After
+}
+
+func (t tally) String() string {
+	return fmt.Sprintf("%d to add, %d to change, %d to destroy", t.Add, t.Change, t.Destroy)
+}
+
+// renderJSON writes the machine-readable report of diff --json.
+func renderJSON(w io.Writer, hosts []hostChanges, t tally) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(struct {
+		Hosts   []hostChanges `json:"hosts"`
+		Summary tally         `json:"summary"`
+		Drift   bool          `json:"drift"`
+	}{hosts, t, t.total() > 0})
+}
+
+// matchPhrase is "1 host matches" / "3 hosts match".
+func matchPhrase(n int) string {
+	if n == 1 {
+		return "1 host matches"
+	}
+	return plural(n, "host") + " match"
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func hostNames(ms []*member) string {
+	var names []string
+	for _, m := range ms {
+		names = append(names, m.target.Name)
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,58 @@
+// Package plans loads tunplan's plan language: an HCL file that says which hosts are LVS directors
+// and realservers, how to reach them over SSH, and which virtual services (VIP, port, protocol,
+// scheduler) the directors tunnel to which realservers. It validates the whole plan at once and
+// turns it into the desired state of every host (host.State): kernel modules, sysctls, the tunnel
+// device with its VIPs, and IPVS services.
+//
+// # Language
+//
+//	variable "vip" { default = "198.18.48.180" }   # --var vip=… overrides; value converted to the default's type
+//	locals { web_port = 80 }                        # local.web_port; locals may use var.*, functions, other locals
+//
+//	ssh {                                           # defaults for every host
+//	  user          = "root"                        # default root
+//	  port          = 22                            # default 22
+//	  identity_file = "~/.ssh/id_ed25519"           # string or list; the ssh-agent is used too
+//	  known_hosts   = "~/.ssh/known_hosts"          # default ~/.ssh/known_hosts
+//	  sudo          = false                         # run the helper with sudo -n
+//	  jump          = "ops@198.19.0.1:22"           # optional bastion, as OpenSSH's ProxyJump
+//	}
+//
+//	host "lvs01" {
+//	  role       = "director"                       # "director", "realserver" or a list of both (required)
+//	  address    = "198.18.48.181"                  # data-plane IPv4 address; a realserver's RIP (required)
+//	  vip_device = "tunl0"                          # director only: device that carries the VIPs
+//	  ip_forward = true                             # director only: false leaves net.ipv4.ip_forward alone
+//	  ssh { host = "198.19.0.11" }                  # same attributes as the top-level ssh block, plus host
+//	}                                               # (the SSH address; default: address)
+//
+//	virtual_service "web" {
+//	  vip         = var.vip                         # IPv4 (required)
+//	  protocol    = "tcp"                           # tcp | udp (default tcp)
+//	  port        = local.web_port                  # 1..65535 (required)
+//	  scheduler   = "rr"                            # rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf (default wlc)
+//	  persistence = 0                               # seconds (ipvsadm -p); 0 = none
+//	  directors   = ["lvs01"]                       # director hosts that carry the service (required)
+//	  realserver "shanghai" { weight = 1 }          # weight 0..65535 (default 1; 0 drains); port, if
+//	}                                               # given, must equal the service port
+//
+// Any block may be generated with a dynamic block (hashicorp/hcl ext/dynblock: for_each, iterator,
+// labels, content), and expressions may use for-expressions and the functions listed in README.md
+// (format, range, concat, merge, cidrhost, cidrsubnet, …).
+//
+// # Desired state
+//
+// A realserver of any VIP gets the ipip module, tunl0 carrying every VIP it serves as /32,
+// rp_filter=0 on all and tunl0, arp_ignore=1 and arp_announce=2. A director gets ip_vs and
+// ip_vs_<scheduler> for each scheduler it uses (and ipip when the VIPs go on tunl0),
+// net.ipv4.ip_forward=1 unless ip_forward = false, its vip_device carrying its VIPs as /32, and one
+// IPVS service per virtual_service it carries, whose destinations are the realservers' addresses on
+// the service port with forward method "tunnel". Every list is sorted.
+//
+// # Diagnostics
+//
+// Every problem is an hcl.Diagnostic with a source range and a Detail that says how to fix it; all
+// of them are returned together. Print them with
+// hcl.NewDiagnosticTextWriter(w, files, width, color).WriteDiagnostics(diags), files being the map
+// Load and LoadFile return.
+package plans

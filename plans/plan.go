@@ -1,0 +1,280 @@
+package plans
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/modules/host"
+	"github.com/tunplan/tunplan/modules/ipvs"
+	"github.com/tunplan/tunplan/modules/sysctl"
+	"github.com/tunplan/tunplan/modules/tunnel"
+)
+
+// Role is what a host does in LVS-TUN.
+type Role string
+
+const (
+	Director   Role = "director"   // runs IPVS and tunnels the VIP's packets to the realservers
+	Realserver Role = "realserver" // decapsulates on tunl0 (which carries the VIP) and answers the client directly
+)
+
+// DefaultVIPDevice is where a director puts the VIPs unless its host block says otherwise (the
+// manual's `ifconfig tunl0 $VIP` with a /32 netmask).
+const DefaultVIPDevice = "tunl0"
+
+// Schedulers are the IPVS schedulers a virtual_service may name (ip_vs_<name> kernel modules).
+var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf"}
+
+// Protocols are the protocols a virtual_service may name.
+var Protocols = []string{"tcp", "udp"}
+
+// Plan is a loaded and validated plan.
+type Plan struct {
+	Hosts    []Host           // sorted by Name; after Limit, only the selected hosts
+	Services []VirtualService // in declaration order; always all of them
+
+	all map[string]Host // every host of the plan, also those Limit left out
+}
+
+// Host is one host block.
+type Host struct {
+	Name      string
+	Roles     []Role     // director before realserver, no duplicates
+	Address   netip.Addr // data-plane address; for a realserver the RIP the directors tunnel to
+	SSH       inventory.Target
+	VIPDevice string // director: device that carries the VIPs (default tunl0)
+	IPForward bool   // director: set net.ipv4.ip_forward=1 (default true)
+	DeclRange hcl.Range
+}
+
+// Has reports whether the host has role r.
+func (h *Host) Has(r Role) bool { return slices.Contains(h.Roles, r) }
+
+// Target is how to reach the host over SSH.
+func (h *Host) Target() inventory.Target { return h.SSH }
+
+// roleString is the roles joined with "+": "director", "realserver", "director+realserver".
+func roleString(roles []Role) string {
+	s := make([]string, len(roles))
+	for i, r := range roles {
+		s[i] = string(r)
+	}
+	return strings.Join(s, "+")
+}
+
+// VirtualService is one virtual_service block: an IPVS service on its directors, tunnelled to its
+// realservers.
+type VirtualService struct {
+	Name        string
+	VIP         netip.Addr
+	Protocol    string // "tcp" or "udp"
+	Port        uint16
+	Scheduler   string
+	Persistence uint32 // seconds; 0 = not persistent
+	Directors   []string
+	Realservers []RealserverRef
+	DeclRange   hcl.Range
+
+	ranges struct {
+		vip         hcl.Range
+		directors   []hcl.Range // one per Directors entry
+		realservers []hcl.Range // the label of each Realservers entry
+	}
+}
+
+// RealserverRef is one realserver block of a virtual_service.
+type RealserverRef struct {
+	Host      string
+	Weight    uint32
+	DeclRange hcl.Range
+}
+
+// Limit restricts the plan to the named hosts (names may also be comma-separated lists). The
+// desired state of a selected host does not change: services still name every realserver. No names
+// select every host. An unknown name is an error.
+func (p *Plan) Limit(names []string) (*Plan, hcl.Diagnostics) {
+	var want []string
+	for _, n := range names {
+		for _, s := range strings.Split(n, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				want = append(want, s)
+			}
+		}
+	}
+	if len(want) == 0 {
+		return p, nil
+	}
+	var diags hcl.Diagnostics
+	known := make([]string, 0, len(p.all))
+	for n := range p.all {
+		known = append(known, n)
+	}
+	slices.Sort(known)
+	for _, n := range want {
+		if _, ok := p.all[n]; !ok {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Unknown host %q", n),
+				Detail:   fmt.Sprintf("The plan has no host %q%s. Its hosts are: %s.", n, suggest(n, known), strings.Join(known, ", ")),
+			})
+		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	q := *p
+	q.Hosts = nil
+	for _, h := range p.Hosts {
+		if slices.Contains(want, h.Name) {
+			q.Hosts = append(q.Hosts, h)
+		}
+	}
+	return &q, nil
+}
+
+// Realserver sysctls: accept decapsulated packets whose source is not routed via tunl0 (the effective
+// rp_filter is the max of all and the device), and never answer ARP for the VIP.
+var realserverSysctls = []sysctl.Sysctl{
+	{Key: "net.ipv4.conf.all.arp_announce", Value: "2"},
+	{Key: "net.ipv4.conf.all.arp_ignore", Value: "1"},
+	{Key: "net.ipv4.conf.all.rp_filter", Value: "0"},
+	{Key: "net.ipv4.conf.tunl0.rp_filter", Value: "0"},
+}
+
+// Desired is the state every selected host must have, by host name. Every selected host has an
+// entry (an empty State when the plan gives it nothing to carry). All lists are sorted.
+func (p *Plan) Desired() map[string]host.State {
+	type acc struct {
+		modules  map[string]bool
+		sysctls  map[string]string
+		links    map[string]map[netip.Prefix]bool
+		services []ipvs.Service
+	}
+	accs := map[string]*acc{}
+	get := func(name string) *acc {
+		a := accs[name]
+		if a == nil {
+			a = &acc{modules: map[string]bool{}, sysctls: map[string]string{}, links: map[string]map[netip.Prefix]bool{}}
+			accs[name] = a
+		}
+		return a
+	}
+	addAddr := func(a *acc, dev string, vip netip.Addr) {
+		if a.links[dev] == nil {
+			a.links[dev] = map[netip.Prefix]bool{}
+		}
+		a.links[dev][netip.PrefixFrom(vip, 32)] = true
+	}
+	for _, h := range p.all {
+		if h.Has(Director) {
+			a := get(h.Name)
+			a.modules["ip_vs"] = true
+			if h.IPForward {
+				a.sysctls["net.ipv4.ip_forward"] = "1"
+			}
+		}
+	}
+	for _, s := range p.Services {
+		svc := ipvs.Service{Protocol: s.Protocol, Address: s.VIP, Port: s.Port, Scheduler: s.Scheduler, Persistence: s.Persistence}
+		for _, r := range s.Realservers {
+			rh := p.all[r.Host]
+			svc.Destinations = append(svc.Destinations, ipvs.Destination{Address: rh.Address, Port: s.Port, Weight: r.Weight, Forward: "tunnel"})
+			a := get(rh.Name)
+			a.modules["ipip"] = true
+			for _, sc := range realserverSysctls {
+				a.sysctls[sc.Key] = sc.Value
+			}
+			addAddr(a, "tunl0", s.VIP)
+		}
+		slices.SortFunc(svc.Destinations, func(x, y ipvs.Destination) int {
+			return cmp.Or(x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
+		})
+		for _, d := range s.Directors {
+			dh := p.all[d]
+			a := get(dh.Name)
+			a.modules["ip_vs_"+s.Scheduler] = true
+			if dh.VIPDevice == "tunl0" {
+				a.modules["ipip"] = true
+			}
+			addAddr(a, dh.VIPDevice, s.VIP)
+			c := svc
+			c.Destinations = slices.Clone(svc.Destinations)
+			a.services = append(a.services, c)
+		}
+	}
+
+	out := make(map[string]host.State, len(p.Hosts))
+	for _, h := range p.Hosts {
+		var st host.State
+		a := accs[h.Name]
+		if a == nil {
+			out[h.Name] = st
+			continue
+		}
+		for m := range a.modules {
+			st.Modules = append(st.Modules, m)
+		}
+		slices.Sort(st.Modules)
+		for k, v := range a.sysctls {
+			st.Sysctls = append(st.Sysctls, sysctl.Sysctl{Key: k, Value: v})
+		}
+		slices.SortFunc(st.Sysctls, func(x, y sysctl.Sysctl) int { return cmp.Compare(x.Key, y.Key) })
+		for dev, addrs := range a.links {
+			l := tunnel.Link{Name: dev}
+			for pfx := range addrs {
+				l.Addresses = append(l.Addresses, pfx)
+			}
+			slices.SortFunc(l.Addresses, func(x, y netip.Prefix) int {
+				return cmp.Or(x.Addr().Compare(y.Addr()), cmp.Compare(x.Bits(), y.Bits()))
+			})
+			st.Links = append(st.Links, l)
+		}
+		slices.SortFunc(st.Links, func(x, y tunnel.Link) int { return cmp.Compare(x.Name, y.Name) })
+		st.Services = a.services
+		slices.SortFunc(st.Services, func(x, y ipvs.Service) int {
+			return cmp.Or(cmp.Compare(x.Protocol, y.Protocol), x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
+		})
+		out[h.Name] = st
+	}
+	return out
+}
+
+// suggest is ` (did you mean "x"?)` when a known name is close to n, else "".
+func suggest(n string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(n, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
