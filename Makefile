@@ -1,0 +1,44 @@
+# tunplan build, test and lab targets. `make test` installs what it needs (apt packages, Debian's
+SHELL := bash
+# kernel for the lab) when missing, so it passes on a fresh Debian machine as root.
+GO      ?= go
+HELPER  := cmd/tunplan/helperbin/bin
+LDFLAGS := -s -w
+export CGO_ENABLED := 0
+
+.PHONY: all build helper tunplan deps test unit labtest lab demo bench vet clean
+
+all: build
+
+build: tunplan
+
+helper:
+	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(HELPER)/tunplan-helper-linux-amd64 ./cmd/tunplan-helper
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(HELPER)/tunplan-helper-linux-arm64 ./cmd/tunplan-helper
+
+tunplan: helper
+	$(GO) build -trimpath -o bin/tunplan ./cmd/tunplan
+
+deps:
+	bash testinfra/deps.sh
+
+vet: helper
+	$(GO) vet ./...
+
+# Unit tests (no kernel needed), then every lab test on a real kernel under qemu, one VM at a time.
+test: deps vet
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /testinfra/)
+	$(GO) test -count=1 -p 1 -timeout 40m -v ./testinfra/... 2>&1 | tee testinfra/lab-test.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+
+unit: helper
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /testinfra/)
+
+labtest: deps helper
+	$(GO) test -count=1 -p 1 -timeout 40m -v ./testinfra/...
+
+# Boot the lab, run the hand-written baseline, print what the client saw and the capture summary.
+lab: deps
+	$(GO) run ./testinfra/lab/cmd/lab
+
+clean:
+	rm -rf bin $(HELPER)/tunplan-helper-*
