@@ -40,5 +40,9 @@ labtest: deps helper
 lab: deps
 	$(GO) run ./testinfra/lab/cmd/lab
 
+# The main job: build tunplan, boot the lab and let tunplan apply examples/two-region to it.
+demo: deps tunplan
+	$(GO) run ./testinfra/lab/cmd/lab -tunplan $(CURDIR)/bin/tunplan
+
 clean:
 	rm -rf bin $(HELPER)/tunplan-helper-*

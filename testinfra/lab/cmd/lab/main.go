@@ -1,17 +1,23 @@
-// Command lab boots the lab, runs the hand-written baseline of the original write-up, and prints
-// what the client saw and what the router captured (make lab).
+// Command lab boots the lab, sets up LVS-TUN on it, and prints what the client saw and what the
+// router captured. By default it runs the hand-written baseline of the original write-up (make lab);
+// with -tunplan it lets tunplan apply examples/two-region instead (make demo).
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
 	"github.com/tunplan/tunplan/testinfra/lab"
 )
 
+var tunplan = flag.String("tunplan", "", "path of a tunplan binary: apply examples/two-region with it instead of the baseline scripts")
+
 func main() {
+	flag.Parse()
 	if !lab.Inside() {
 		start := time.Now()
 		code, err := lab.Run(os.Args)
@@ -32,6 +38,28 @@ func run() error {
 	if err := lab.Start(); err != nil {
 		return err
 	}
+	if *tunplan != "" {
+		if err := demo(); err != nil {
+			return err
+		}
+	} else if err := baseline(); err != nil {
+		return err
+	}
+	out, _ := lab.Exec("director", "ipvsadm", "-Ln")
+	fmt.Printf("[director] ipvsadm -Ln\n%s", out)
+	traffic, err := lab.Probe(6)
+	if err != nil {
+		return err
+	}
+	fmt.Print(traffic.Summary())
+	if p := traffic.Problems("198.18.48.181", "198.18.1.183", "198.18.10.182"); len(p) > 0 {
+		return fmt.Errorf("failed: %v", p)
+	}
+	fmt.Println("OK: both realservers answer in turn, IPIP seen at the router, no replies through the director")
+	return nil
+}
+
+func baseline() error {
 	scripts, err := filepath.Abs("testinfra/scripts")
 	if err != nil {
 		return err
@@ -47,16 +75,20 @@ func run() error {
 			return err
 		}
 	}
-	out, _ := lab.Exec("director", "ipvsadm", "-Ln")
-	fmt.Printf("[director] ipvsadm -Ln\n%s", out)
-	traffic, err := lab.Probe(6)
-	if err != nil {
-		return err
+	return nil
+}
+
+// demo runs tunplan from the control namespace against the lab, as an operator would.
+func demo() error {
+	vars := []string{"-f", "examples/two-region/tunplan.hcl", "--var", "ssh_key=" + lab.SSHKey(), "--var", "known_hosts=" + lab.KnownHosts()}
+	for _, args := range [][]string{{"validate"}, {"apply", "--auto-approve"}, {"diff"}} {
+		fmt.Printf("\n$ tunplan %s -f examples/two-region/tunplan.hcl\n", args[0])
+		cmd := exec.Command(*tunplan, append(args, vars...)...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("tunplan %s: %w", args[0], err)
+		}
 	}
-	fmt.Print(traffic.Summary())
-	if p := traffic.Problems("198.18.48.181", "198.18.1.183", "198.18.10.182"); len(p) > 0 {
-		return fmt.Errorf("baseline failed: %v", p)
-	}
-	fmt.Println("baseline: both realservers answer in turn, IPIP seen at the router, no replies through the director")
+	fmt.Println()
 	return nil
 }
