@@ -16,6 +16,7 @@ import (
 type applyOptions struct {
 	*globalOptions
 	autoApprove bool
+	atomic      bool
 }
 
 func newApply(g *globalOptions) *cobra.Command {
@@ -31,6 +32,7 @@ manages first and restores that snapshot if a change fails.`,
 		RunE: func(*cobra.Command, []string) error { return applyRun(o) },
 	}
 	cmd.Flags().BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for confirmation")
+	cmd.Flags().BoolVar(&o.atomic, "atomic", false, "if any host fails, roll back every host this run changed")
 	return cmd
 }
 
@@ -112,11 +114,37 @@ func (o *applyOptions) converge(f *fleet) error {
 		}
 	}
 	if !ok {
+		if o.atomic {
+			return o.undo(f, runID, actor)
+		}
 		fmt.Fprintf(o.io.Out, "Apply failed: %s changed in this run (see above); failed hosts were restored to their snapshot unless stated otherwise.\n", plural(changed, "host"))
 		return errReported
 	}
 	fmt.Fprintf(o.io.Out, "\nApply complete! %s changed.\n", plural(changed, "host"))
 	return nil
+}
+
+// undo rolls back, for --atomic, every host this run changed to the generation it had before.
+func (o *applyOptions) undo(f *fleet, runID, actor string) error {
+	var changed []*member
+	for _, m := range f.members {
+		if m.err == nil && m.resp.Outcome == "applied" {
+			changed = append(changed, m)
+		}
+	}
+	f.request(changed, func(m *member) host.Request {
+		return host.Request{Op: host.OpRollback, Host: m.target.Name, RunID: runID + "-undo", Actor: actor}
+	})
+	var undone []string
+	for _, m := range changed {
+		if m.err != nil {
+			o.io.errorf("%v: could not roll back this run's changes", m.err)
+			continue
+		}
+		undone = append(undone, m.target.Name)
+	}
+	fmt.Fprintf(o.io.Out, "Apply failed (--atomic): rolled back %s changed in this run: %s.\n", plural(len(undone), "host"), strings.Join(undone, ", "))
+	return errReported
 }
 
 func outcomeOf(m *member) string {

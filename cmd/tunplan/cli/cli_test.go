@@ -234,3 +234,25 @@ func TestValidate(t *testing.T) {
 		t.Errorf("exit %d, want 1 and a diagnostic at bad.hcl line 3:\n%s", code, errOut)
 	}
 }
+
+func TestAtomicApplyRollsBackChangedHosts(t *testing.T) {
+	f := driftingHosts()
+	f.changes["beijing"] = []change.Change{{Module: "tunnel", Address: "tunnel tunl0 198.18.48.180/32", Action: change.Create, After: "present"}}
+	f.applyErr = map[string]string{"lvs01": "ipvs: add service: invalid argument"}
+	out, errOut, code := runCLI(t, f, "", "apply", "--auto-approve", "--atomic", "-f", example)
+	if code != exitError {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	var rollbacks []string
+	for _, c := range f.calls {
+		if strings.Contains(c, "rollback") {
+			rollbacks = append(rollbacks, c)
+		}
+	}
+	if strings.Join(rollbacks, ",") != "beijing rollback,shanghai rollback" && strings.Join(rollbacks, ",") != "shanghai rollback,beijing rollback" {
+		t.Errorf("rollbacks %v, want both realservers (changed in the add phase) and not the failed director", rollbacks)
+	}
+	if !strings.Contains(out, "rolled back 2 hosts changed in this run: beijing, shanghai") || !strings.Contains(errOut, "ipvs: add service: invalid argument") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+}
