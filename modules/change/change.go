@@ -59,3 +59,19 @@ type Change struct {
 	Before  string `json:"before,omitempty"`
 	After   string `json:"after,omitempty"`
 }
+
+// Step is a Change together with the function that makes it on the host. Modules build steps from
+// desired and current state without touching the host; the engine decides which steps run.
+type Step struct {
+	Change
+	Do func() error
+}
+
+// Changes lists the changes of steps, in order.
+func Changes(steps []Step) []Change {
+	out := make([]Change, 0, len(steps))
+	for _, s := range steps {
+		out = append(out, s.Change)
+	}
+	return out
+}

@@ -24,7 +24,7 @@ type Op string
 const (
 	OpDiff     Op = "diff"     // read facts, return the changes that apply would make; change nothing
 	OpApply    Op = "apply"    // snapshot, apply the changes (restore the snapshot on error), record a generation
-	OpRollback Op = "rollback" // restore generation To (0: the one before the current)
+	OpRollback Op = "rollback" // restore generation To (nil: the one before the current)
 	OpHistory  Op = "history"  // list generations
 )
 
@@ -45,7 +45,7 @@ type Request struct {
 	Desired State  `json:"desired"`          // for diff and apply
 	RunID   string `json:"run_id,omitempty"` // applies with the same RunID amend one generation
 	Phase   Phase  `json:"phase,omitempty"`  // for apply
-	To      int    `json:"to,omitempty"`     // for rollback
+	To      *int   `json:"to,omitempty"`     // for rollback: the generation to restore; nil: the one before the current
 	Actor   string `json:"actor,omitempty"`  // user@machine running the CLI, recorded in generations
 }
 
@@ -57,6 +57,7 @@ type Generation struct {
 	RunID   string `json:"run_id,omitempty"`
 	Actor   string `json:"actor,omitempty"`
 	Changes int    `json:"changes"`
+	State   State  `json:"state"` // the managed objects as they were after this generation was made
 }
 
 // Response is the JSON document the helper writes to its standard output.
@@ -66,5 +67,6 @@ type Response struct {
 	Generation  int             `json:"generation,omitempty"`  // apply/rollback: the generation now current
 	Generations []Generation    `json:"generations,omitempty"` // history
 	Outcome     string          `json:"outcome,omitempty"`     // "applied", "unchanged", "restored" (failed, snapshot put back), "restore-failed"
+	Warnings    []string        `json:"warnings,omitempty"`
 	Error       string          `json:"error,omitempty"`
 }

@@ -25,7 +25,7 @@ applies added, and records that as a new generation (so a rollback can itself be
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return rollbackRun(o) },
 	}
-	cmd.Flags().IntVar(&o.to, "to", 0, "restore generation N instead of the previous one")
+	cmd.Flags().IntVar(&o.to, "to", -1, "restore generation N instead of the previous one (0: the host before tunplan first changed it)")
 	cmd.Flags().BoolVar(&o.list, "list", false, "list the generations recorded on each host and change nothing")
 	return cmd
 }
@@ -49,9 +49,13 @@ func rollbackRun(o *rollbackOptions) error {
 		}
 		return o.reportFailures(f)
 	}
+	var to *int
+	if o.to >= 0 {
+		to = &o.to
+	}
 	runID, who := newRunID(), actor()
 	f.request(f.members, func(m *member) host.Request {
-		return host.Request{Op: host.OpRollback, Host: m.target.Name, To: o.to, RunID: runID, Actor: who}
+		return host.Request{Op: host.OpRollback, Host: m.target.Name, To: to, RunID: runID, Actor: who}
 	})
 	hosts, t := collect(f.members)
 	renderHuman(o.io, o.io.Out, hosts)

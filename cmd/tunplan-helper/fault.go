@@ -1,0 +1,7 @@
+//go:build !faultinject
+
+package main
+
+// faultAt is 0 in normal builds: TUNPLAN_FAULT_AT is honoured only by a helper built with
+// -tags faultinject (the fault-injection tests).
+func faultAt() int { return 0 }

@@ -1,0 +1,77 @@
+// Command tunplan-helper is the privileged half of tunplan: uploaded to each host and run as root, it
+// reads one JSON request on standard input, makes the kernel match it through netlink and /proc/sys,
+// and writes one JSON response on standard output.
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+
+	cipvs "github.com/cloudflare/ipvs"
+
+	"github.com/tunplan/tunplan/modules/host"
+	"github.com/tunplan/tunplan/modules/kmod"
+	"github.com/tunplan/tunplan/modules/sysctl"
+)
+
+// maxRequest bounds what the helper reads: a plan for one host is far smaller.
+const maxRequest = 64 << 20
+
+func main() {
+	// The helper must finish (or restore) even when the SSH session that started it dies.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	if len(os.Args) > 1 && os.Args[1] == "--version" {
+		fmt.Println("tunplan-helper", selfHash())
+		return
+	}
+	req, err := decode(io.LimitReader(os.Stdin, maxRequest))
+	var resp host.Response
+	if err != nil {
+		resp = host.Response{Error: err.Error()}
+	} else {
+		resp = engine().Handle(req)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(resp); err != nil {
+		// Nobody is listening any more; the result is recorded on the host.
+		os.Exit(3)
+	}
+}
+
+func decode(r io.Reader) (host.Request, error) {
+	var req host.Request
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("helper: bad request: %w", err)
+	}
+	return req, nil
+}
+
+func engine() *host.Engine {
+	return &host.Engine{
+		Dir:        "/var/lib/tunplan",
+		SysctlFile: "/etc/sysctl.d/99-tunplan.conf",
+		Kmod:       kmod.System{},
+		Sysctl:     sysctl.Proc{},
+		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request
+		IPVS:       cipvs.New,
+		FaultAt:    faultAt(),
+	}
+}
+
+func selfHash() string {
+	b, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		return "unknown"
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,331 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/ipvs"
+	"github.com/tunplan/tunplan/modules/kmod"
+	"github.com/tunplan/tunplan/modules/sysctl"
+	"github.com/tunplan/tunplan/modules/tunnel"
+)
+
+// Engine reconciles one host. Its fields are the kernel boundaries, so tests can run it on fakes.
+type Engine struct {
+	Dir        string // state directory, /var/lib/tunplan
+	SysctlFile string // where owned sysctls are persisted, /etc/sysctl.d/99-tunplan.conf
+	Kmod       kmod.Kernel
+	Sysctl     sysctl.Kernel
+	Tunnel     tunnel.Kernel
+	IPVS       func() (ipvs.Kernel, error) // opened only when a service is in scope
+	Now        func() time.Time
+	// FaultAt, when > 0, fails the apply before its FaultAt-th step (test builds only).
+	FaultAt int
+
+	ipvs ipvs.Kernel
+}
+
+// Handle answers one request. Errors are reported in the response, never as a crash.
+func (e *Engine) Handle(req Request) Response {
+	resp := Response{Host: req.Host, Changes: []change.Change{}}
+	var err error
+	switch req.Op {
+	case OpDiff:
+		var steps []change.Step
+		if steps, err = e.plan(req.Desired, e.latestState()); err == nil {
+			resp.Changes = change.Changes(steps)
+		}
+	case OpApply, OpRollback:
+		err = e.locked(req.Actor, func() error { return e.converge(req, &resp) })
+	case OpHistory:
+		resp.Generations, err = e.generations()
+	default:
+		err = fmt.Errorf("unknown operation %q", req.Op)
+	}
+	if err != nil {
+		resp.Error = err.Error()
+	}
+	return resp
+}
+
+// scope is every object tunplan wants or owns on the host: what facts are read for.
+type scope struct {
+	modules  []string
+	sysctls  []string
+	links    map[string][]netip.Prefix
+	services map[ipvs.Key]bool
+}
+
+func scopeOf(states ...State) scope {
+	sc := scope{links: map[string][]netip.Prefix{}, services: map[ipvs.Key]bool{}}
+	seenS, seenM := map[string]bool{}, map[string]bool{}
+	for _, st := range states {
+		for _, m := range st.Modules {
+			if !seenM[m] {
+				seenM[m] = true
+				sc.modules = append(sc.modules, m)
+			}
+		}
+		for _, s := range st.Sysctls {
+			if !seenS[s.Key] {
+				seenS[s.Key] = true
+				sc.sysctls = append(sc.sysctls, s.Key)
+			}
+		}
+		for _, l := range st.Links {
+			sc.links[l.Name] = append(sc.links[l.Name], l.Addresses...)
+		}
+		for _, s := range st.Services {
+			sc.services[s.Key()] = true
+		}
+	}
+	return sc
+}
+
+// facts reads the current state of everything in scope.
+func (e *Engine) facts(sc scope) (State, error) {
+	var st State
+	var err error
+	st.Modules = kmod.Facts(e.Kmod, sc.modules)
+	if st.Sysctls, err = sysctl.Facts(e.Sysctl, sc.sysctls); err != nil {
+		return st, err
+	}
+	if st.Links, err = tunnel.Facts(e.Tunnel, sc.links); err != nil {
+		return st, err
+	}
+	// Without ip_vs loaded there is no IPVS table, hence no services (and nothing to open).
+	if len(sc.services) > 0 && e.Kmod.Loaded("ip_vs") {
+		k, err := e.openIPVS()
+		if err != nil {
+			return st, err
+		}
+		if st.Services, err = ipvs.Facts(k, sc.services); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+func (e *Engine) openIPVS() (ipvs.Kernel, error) {
+	if e.ipvs == nil {
+		k, err := e.IPVS()
+		if err != nil {
+			return nil, fmt.Errorf("ipvs: %w (is ip_vs loaded?)", err)
+		}
+		e.ipvs = k
+	}
+	return e.ipvs, nil
+}
+
+// plan reads facts for want and owned and returns the steps from the host's state to want, in the
+// order they must run: additions and updates module by module (kernel modules, devices, sysctls,
+// IPVS), then removals in the reverse order (IPVS before the VIP leaves the device).
+func (e *Engine) plan(want, owned State) ([]change.Step, error) {
+	cur, err := e.facts(scopeOf(want, owned))
+	if err != nil {
+		return nil, err
+	}
+	return e.steps(want, cur), nil
+}
+
+func (e *Engine) steps(want, cur State) []change.Step {
+	byModule := [][]change.Step{
+		kmod.Diff(e.Kmod, want.Modules, cur.Modules),
+		tunnel.Diff(e.Tunnel, want.Links, cur.Links),
+		sysctl.Diff(e.Sysctl, want.Sysctls, cur.Sysctls),
+		ipvs.Diff(e.openIPVS, want.Services, cur.Services),
+	}
+	var adds, removes []change.Step
+	for i := range byModule {
+		for _, s := range byModule[i] {
+			if s.Action != change.Delete {
+				adds = append(adds, s)
+			}
+		}
+		for _, s := range byModule[len(byModule)-1-i] {
+			if s.Action == change.Delete {
+				removes = append(removes, s)
+			}
+		}
+	}
+	return append(adds, removes...)
+}
+
+// converge applies a desired state (apply) or a recorded generation (rollback) as a transaction:
+// snapshot, run the steps, restore the snapshot if one fails, record a generation if all succeed.
+func (e *Engine) converge(req Request, resp *Response) error {
+	gens, err := e.generations()
+	if err != nil {
+		return err
+	}
+	var latest *Generation
+	if len(gens) > 0 {
+		latest = &gens[len(gens)-1]
+	}
+	owned := State{}
+	if latest != nil {
+		owned = latest.State
+	}
+	want, kind := req.Desired, "apply"
+	if req.Op == OpRollback {
+		kind = "rollback"
+		if want, err = rollbackTarget(gens, req.To); err != nil {
+			return err
+		}
+	}
+	sc := scopeOf(want, owned)
+	snapshot, err := e.facts(sc)
+	if err != nil {
+		return err
+	}
+	steps := filterPhase(e.steps(want, snapshot), req.Phase)
+	if len(steps) == 0 {
+		resp.Outcome = "unchanged"
+		if latest != nil {
+			resp.Generation = latest.N
+		}
+		return nil
+	}
+	if latest == nil {
+		// Generation 0 is the host as it was before tunplan first changed it.
+		base := Generation{N: 0, Time: e.now(), Kind: "baseline", Actor: req.Actor, State: snapshot}
+		if err := e.writeGeneration(base); err != nil {
+			return err
+		}
+		latest = &base
+	}
+	if err := e.run(steps); err != nil {
+		resp.Changes = change.Changes(steps)
+		return e.restore(sc, snapshot, err, resp)
+	}
+	after, err := e.facts(sc)
+	if err != nil {
+		return err
+	}
+	resp.Changes = change.Changes(steps)
+	gen := Generation{N: latest.N + 1, Time: e.now(), Kind: kind, RunID: req.RunID, Actor: req.Actor, Changes: len(steps), State: after}
+	if req.RunID != "" && latest.RunID == req.RunID && latest.Kind == kind {
+		gen.N, gen.Changes = latest.N, latest.Changes+len(steps) // a later phase of the same run
+	}
+	if err := e.writeGeneration(gen); err != nil {
+		return err
+	}
+	resp.Outcome, resp.Generation = "applied", gen.N
+	if e.SysctlFile != "" {
+		if err := sysctl.Persist(e.SysctlFile, want.Sysctls); err != nil {
+			resp.Warnings = append(resp.Warnings, fmt.Sprintf("sysctls applied but not persisted to %s: %v", e.SysctlFile, err))
+		}
+	}
+	return nil
+}
+
+// run executes steps in order; FaultAt injects a failure before one of them.
+func (e *Engine) run(steps []change.Step) error {
+	for i, s := range steps {
+		if e.FaultAt == i+1 {
+			return fmt.Errorf("injected fault before step %d (%s)", i+1, s.Address)
+		}
+		if err := s.Do(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restore puts the snapshot back after a failed step and says how that went.
+func (e *Engine) restore(sc scope, snapshot State, cause error, resp *Response) error {
+	cur, err := e.facts(sc)
+	if err == nil {
+		e.FaultAt = 0 // the fault is in the apply, not in its restore
+		err = e.run(e.steps(snapshot, cur))
+	}
+	if err != nil {
+		resp.Outcome = "restore-failed"
+		return fmt.Errorf("%w; restoring the snapshot also failed: %v", cause, err)
+	}
+	resp.Outcome = "restored"
+	return fmt.Errorf("%w (the host was restored to its state before this apply)", cause)
+}
+
+func filterPhase(steps []change.Step, p Phase) []change.Step {
+	if p == PhaseAll {
+		return steps
+	}
+	var out []change.Step
+	for _, s := range steps {
+		if (p == PhaseRemove) == (s.Action == change.Delete) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func rollbackTarget(gens []Generation, to *int) (State, error) {
+	if len(gens) == 0 {
+		return State{}, errors.New("nothing to roll back: tunplan has not changed this host")
+	}
+	n := gens[len(gens)-1].N - 1
+	if to != nil {
+		n = *to
+	}
+	for _, g := range gens {
+		if g.N == n {
+			return g.State, nil
+		}
+	}
+	return State{}, fmt.Errorf("no generation %d on this host (have 0..%d)", n, gens[len(gens)-1].N)
+}
+
+// latestState is what tunplan last made the host have: the objects it owns.
+func (e *Engine) latestState() State {
+	gens, err := e.generations()
+	if err != nil || len(gens) == 0 {
+		return State{}
+	}
+	return gens[len(gens)-1].State
+}
+
+func (e *Engine) now() string {
+	if e.Now != nil {
+		return e.Now().UTC().Format(time.RFC3339)
+	}
+	return time.Now().UTC().Format(time.RFC3339)
+}
+
+func (e *Engine) genDir() string { return filepath.Join(e.Dir, "generations") }
+
+func (e *Engine) generations() ([]Generation, error) {
+	entries, err := os.ReadDir(e.genDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var gens []Generation
+	for _, ent := range entries {
+		if filepath.Ext(ent.Name()) != ".json" {
+			continue
+		}
+		var g Generation
+		if err := readJSON(filepath.Join(e.genDir(), ent.Name()), &g); err != nil {
+			return nil, fmt.Errorf("generation %s: %w", ent.Name(), err)
+		}
+		gens = append(gens, g)
+	}
+	sort.Slice(gens, func(i, j int) bool { return gens[i].N < gens[j].N })
+	return gens, nil
+}
+
+func (e *Engine) writeGeneration(g Generation) error {
+	if err := mkdirPrivate(e.Dir, e.genDir()); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(e.genDir(), fmt.Sprintf("%06d.json", g.N)), g)
+}

@@ -1,0 +1,171 @@
+package tunnel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/tunplan/tunplan/modules/change"
+)
+
+// Kernel is the rtnetlink boundary; *netlink.Handle implements it.
+type Kernel interface {
+	LinkByName(name string) (netlink.Link, error)
+	LinkSetUp(link netlink.Link) error
+	LinkSetDown(link netlink.Link) error
+	AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
+	AddrAdd(link netlink.Link, addr *netlink.Addr) error
+	AddrDel(link netlink.Link, addr *netlink.Addr) error
+}
+
+// Facts reads, for each device in scope, whether it is up and which of the scoped addresses it has.
+// A device that does not exist is left out.
+func Facts(k Kernel, scope map[string][]netip.Prefix) ([]Link, error) {
+	var out []Link
+	for _, name := range sortedKeys(scope) {
+		l, err := k.LinkByName(name)
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tunnel: %s: %w", name, err)
+		}
+		addrs, err := k.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return nil, fmt.Errorf("tunnel: %s: list addresses: %w", name, err)
+		}
+		owned := map[netip.Prefix]bool{}
+		for _, p := range scope[name] {
+			owned[p] = true
+		}
+		link := Link{Name: name, Down: l.Attrs().Flags&net.FlagUp == 0, Addresses: []netip.Prefix{}}
+		for _, a := range addrs {
+			if p, ok := prefixOf(a); ok && owned[p] {
+				link.Addresses = append(link.Addresses, p)
+			}
+		}
+		out = append(out, link)
+	}
+	return out, nil
+}
+
+// Diff makes the steps that bring want's devices to their state: up (or down, for a snapshot of a
+// device that was down), wanted addresses added, owned addresses no longer wanted removed.
+func Diff(k Kernel, want, current []Link) []change.Step {
+	have := map[string]Link{}
+	for _, l := range current {
+		have[l.Name] = l
+	}
+	wanted := map[string]bool{}
+	var steps []change.Step
+	for _, w := range want {
+		wanted[w.Name] = true
+		cur, exists := have[w.Name]
+		if !exists || cur.Down != w.Down {
+			before := "up"
+			if !exists {
+				before = "absent"
+			} else if cur.Down {
+				before = "down"
+			}
+			after := "up"
+			if w.Down {
+				after = "down"
+			}
+			w := w
+			steps = append(steps, step(change.Update, w.Name, "tunnel "+w.Name, before, after, func(l netlink.Link) error {
+				if w.Down {
+					return k.LinkSetDown(l)
+				}
+				return k.LinkSetUp(l)
+			}, k))
+		}
+		steps = append(steps, addressSteps(k, w.Name, w.Addresses, cur.Addresses)...)
+	}
+	for _, c := range current {
+		if !wanted[c.Name] {
+			steps = append(steps, addressSteps(k, c.Name, nil, c.Addresses)...)
+		}
+	}
+	return steps
+}
+
+func addressSteps(k Kernel, dev string, want, have []netip.Prefix) []change.Step {
+	in := func(list []netip.Prefix, p netip.Prefix) bool {
+		for _, x := range list {
+			if x == p {
+				return true
+			}
+		}
+		return false
+	}
+	var steps []change.Step
+	for _, p := range want {
+		if !in(have, p) {
+			p := p
+			steps = append(steps, step(change.Create, dev, fmt.Sprintf("tunnel %s %s", dev, p), "", "present", func(l netlink.Link) error {
+				return k.AddrAdd(l, addr(p))
+			}, k))
+		}
+	}
+	for _, p := range have {
+		if !in(want, p) {
+			p := p
+			steps = append(steps, step(change.Delete, dev, fmt.Sprintf("tunnel %s %s", dev, p), "present", "", func(l netlink.Link) error {
+				return k.AddrDel(l, addr(p))
+			}, k))
+		}
+	}
+	return steps
+}
+
+// step resolves the device when the step runs, so a device that a module load creates (tunl0) can
+// be changed in the same apply.
+func step(act change.Action, dev, address, before, after string, do func(netlink.Link) error, k Kernel) change.Step {
+	return change.Step{
+		Change: change.Change{Module: "tunnel", Address: address, Action: act, Before: before, After: after},
+		Do: func() error {
+			l, err := k.LinkByName(dev)
+			var nf netlink.LinkNotFoundError
+			if errors.As(err, &nf) {
+				return fmt.Errorf("tunnel: no device %s (for tunl0: is ipip loaded, and is net.core.fb_tunnels_only_for_init_net 0?)", dev)
+			}
+			if err != nil {
+				return fmt.Errorf("tunnel: %s: %w", dev, err)
+			}
+			if err := do(l); err != nil {
+				return fmt.Errorf("tunnel: %s: %w", address, err)
+			}
+			return nil
+		},
+	}
+}
+
+// addr is a VIP as `ip addr add VIP/32 brd VIP dev tunl0` makes it.
+func addr(p netip.Prefix) *netlink.Addr {
+	a := p.Addr().AsSlice()
+	return &netlink.Addr{IPNet: &net.IPNet{IP: a, Mask: net.CIDRMask(p.Bits(), 32)}, Broadcast: net.IP(p.Addr().AsSlice())}
+}
+
+func prefixOf(a netlink.Addr) (netip.Prefix, bool) {
+	ip, ok := netip.AddrFromSlice(a.IP.To4())
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := a.Mask.Size()
+	return netip.PrefixFrom(ip, ones), true
+}
+
+func sortedKeys(m map[string][]netip.Prefix) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
