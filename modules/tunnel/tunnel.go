@@ -23,13 +23,15 @@ type Kernel interface {
 }
 
 // Facts reads, for each device in scope, whether it is up and which of the scoped addresses it has.
-// A device that does not exist is left out.
+// A device that does not exist is reported Missing (and down): restoring that snapshot after a
+// module load created the device leaves it down, as the load made it.
 func Facts(k Kernel, scope map[string][]netip.Prefix) ([]Link, error) {
 	var out []Link
 	for _, name := range sortedKeys(scope) {
 		l, err := k.LinkByName(name)
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
+			out = append(out, Link{Name: name, Down: true, Missing: true, Addresses: []netip.Prefix{}})
 			continue
 		}
 		if err != nil {
@@ -66,9 +68,10 @@ func Diff(k Kernel, want, current []Link) []change.Step {
 	for _, w := range want {
 		wanted[w.Name] = true
 		cur, exists := have[w.Name]
-		if !exists || cur.Down != w.Down {
+		missing := !exists || cur.Missing
+		if (missing && !w.Down) || (!missing && cur.Down != w.Down) {
 			before := "up"
-			if !exists {
+			if missing {
 				before = "absent"
 			} else if cur.Down {
 				before = "down"

@@ -1,0 +1,259 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"sort"
+
+	cipvs "github.com/cloudflare/ipvs"
+	"github.com/vishvananda/netlink"
+)
+
+// fakeKernel is an in-memory host: modules, /proc/sys, links with addresses, and an IPVS table that
+// enforces what the kernel enforces (no duplicate services or destinations, no destination without
+// its service). failOn makes one operation fail, to test restore.
+type fakeKernel struct {
+	modules map[string]bool
+	sysctls map[string]string
+	links   map[string]*fakeLink
+	svcs    map[string]*fakeSvc
+	failOn  string
+	calls   int // netlink/IPVS/sysctl writes
+}
+
+type fakeLink struct {
+	up    bool
+	addrs []string
+}
+
+type fakeSvc struct {
+	svc   cipvs.Service
+	dests map[string]cipvs.Destination
+}
+
+func newFake() *fakeKernel {
+	return &fakeKernel{
+		modules: map[string]bool{},
+		sysctls: map[string]string{
+			"net.ipv4.ip_forward": "0", "net.ipv4.conf.all.rp_filter": "1", "net.ipv4.conf.default.rp_filter": "1",
+			"net.ipv4.conf.all.arp_ignore": "0", "net.ipv4.conf.all.arp_announce": "0",
+		},
+		links: map[string]*fakeLink{},
+		svcs:  map[string]*fakeSvc{},
+	}
+}
+
+// fail counts a write and refuses it once if it is the one to fail (a transient fault: the restore
+// that follows may do the same operation).
+func (f *fakeKernel) fail(op string) error {
+	f.calls++
+	if f.failOn != "" && f.failOn == op {
+		f.failOn = ""
+		return fmt.Errorf("fake: %s refused", op)
+	}
+	return nil
+}
+
+// kmod
+func (f *fakeKernel) Loaded(name string) bool { return f.modules[name] }
+func (f *fakeKernel) Load(name string) error {
+	if err := f.fail("load " + name); err != nil {
+		return err
+	}
+	f.modules[name] = true
+	if name == "ipip" && f.links["tunl0"] == nil {
+		f.links["tunl0"] = &fakeLink{}
+		f.sysctls["net.ipv4.conf.tunl0.rp_filter"] = f.sysctls["net.ipv4.conf.default.rp_filter"]
+	}
+	return nil
+}
+
+// sysctl
+type fakeSysctl struct{ *fakeKernel }
+
+func (f fakeSysctl) Read(key string) (string, error) {
+	v, ok := f.sysctls[key]
+	if !ok {
+		return "", fs.ErrNotExist
+	}
+	return v, nil
+}
+
+func (f fakeSysctl) Write(key, value string) error {
+	if _, ok := f.sysctls[key]; !ok {
+		return fs.ErrNotExist
+	}
+	if err := f.fail("sysctl " + key); err != nil {
+		return err
+	}
+	f.sysctls[key] = value
+	return nil
+}
+
+// tunnel
+func (f *fakeKernel) LinkByName(name string) (netlink.Link, error) {
+	l, ok := f.links[name]
+	if !ok {
+		return nil, netlink.LinkNotFoundError{}
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = name
+	if l.up {
+		attrs.Flags = net.FlagUp
+	}
+	return &netlink.Dummy{LinkAttrs: attrs}, nil
+}
+
+func (f *fakeKernel) LinkSetUp(l netlink.Link) error {
+	if err := f.fail("up " + l.Attrs().Name); err != nil {
+		return err
+	}
+	f.links[l.Attrs().Name].up = true
+	return nil
+}
+
+func (f *fakeKernel) LinkSetDown(l netlink.Link) error {
+	f.links[l.Attrs().Name].up = false
+	return f.fail("down " + l.Attrs().Name)
+}
+
+func (f *fakeKernel) AddrList(l netlink.Link, _ int) ([]netlink.Addr, error) {
+	var out []netlink.Addr
+	for _, a := range f.links[l.Attrs().Name].addrs {
+		ip, n, _ := net.ParseCIDR(a)
+		out = append(out, netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: n.Mask}})
+	}
+	return out, nil
+}
+
+func (f *fakeKernel) AddrAdd(l netlink.Link, a *netlink.Addr) error {
+	if err := f.fail("addr add " + a.IPNet.String()); err != nil {
+		return err
+	}
+	fl := f.links[l.Attrs().Name]
+	for _, x := range fl.addrs {
+		if x == a.IPNet.String() {
+			return errors.New("file exists")
+		}
+	}
+	fl.addrs = append(fl.addrs, a.IPNet.String())
+	return nil
+}
+
+func (f *fakeKernel) AddrDel(l netlink.Link, a *netlink.Addr) error {
+	fl := f.links[l.Attrs().Name]
+	for i, x := range fl.addrs {
+		if x == a.IPNet.String() {
+			fl.addrs = append(fl.addrs[:i], fl.addrs[i+1:]...)
+			return f.fail("addr del " + a.IPNet.String())
+		}
+	}
+	return errors.New("cannot assign requested address")
+}
+
+// IPVS
+func svcKey(s cipvs.Service) string     { return fmt.Sprintf("%d/%s:%d", s.Protocol, s.Address, s.Port) }
+func dstKey(d cipvs.Destination) string { return fmt.Sprintf("%s:%d", d.Address, d.Port) }
+
+func (f *fakeKernel) Info() (cipvs.Info, error)     { return cipvs.Info{}, nil }
+func (f *fakeKernel) Config() (cipvs.Config, error) { return cipvs.Config{}, nil }
+func (f *fakeKernel) SetConfig(cipvs.Config) error  { return nil }
+func (f *fakeKernel) Service(s cipvs.Service) (cipvs.ServiceExtended, error) {
+	fs, ok := f.svcs[svcKey(s)]
+	if !ok {
+		return cipvs.ServiceExtended{}, errors.New("no such service")
+	}
+	return cipvs.ServiceExtended{Service: fs.svc}, nil
+}
+
+func (f *fakeKernel) Services() ([]cipvs.ServiceExtended, error) {
+	var out []cipvs.ServiceExtended
+	for _, s := range f.svcs {
+		svc := s.svc
+		svc.Flags |= cipvs.ServiceHashed // as the kernel reports it
+		out = append(out, cipvs.ServiceExtended{Service: svc})
+	}
+	sort.Slice(out, func(i, j int) bool { return svcKey(out[i].Service) < svcKey(out[j].Service) })
+	return out, nil
+}
+
+func (f *fakeKernel) CreateService(s cipvs.Service) error {
+	if _, ok := f.svcs[svcKey(s)]; ok {
+		return errors.New("file exists")
+	}
+	if err := f.fail("create service"); err != nil {
+		return err
+	}
+	f.svcs[svcKey(s)] = &fakeSvc{svc: s, dests: map[string]cipvs.Destination{}}
+	return nil
+}
+
+func (f *fakeKernel) UpdateService(s cipvs.Service) error {
+	fs, ok := f.svcs[svcKey(s)]
+	if !ok {
+		return errors.New("no such service")
+	}
+	if err := f.fail("update service"); err != nil {
+		return err
+	}
+	fs.svc = s
+	return nil
+}
+
+func (f *fakeKernel) RemoveService(s cipvs.Service) error {
+	if _, ok := f.svcs[svcKey(s)]; !ok {
+		return errors.New("no such service")
+	}
+	delete(f.svcs, svcKey(s))
+	return f.fail("remove service")
+}
+
+func (f *fakeKernel) Destinations(s cipvs.Service) ([]cipvs.DestinationExtended, error) {
+	fs, ok := f.svcs[svcKey(s)]
+	if !ok {
+		return nil, errors.New("no such service")
+	}
+	var out []cipvs.DestinationExtended
+	for _, d := range fs.dests {
+		out = append(out, cipvs.DestinationExtended{Destination: d})
+	}
+	return out, nil
+}
+
+func (f *fakeKernel) CreateDestination(s cipvs.Service, d cipvs.Destination) error {
+	fs, ok := f.svcs[svcKey(s)]
+	if !ok {
+		return errors.New("no such service")
+	}
+	if _, ok := fs.dests[dstKey(d)]; ok {
+		return errors.New("file exists")
+	}
+	if err := f.fail("create destination " + dstKey(d)); err != nil {
+		return err
+	}
+	fs.dests[dstKey(d)] = d
+	return nil
+}
+
+func (f *fakeKernel) UpdateDestination(s cipvs.Service, d cipvs.Destination) error {
+	fs, ok := f.svcs[svcKey(s)]
+	if !ok || fs.dests[dstKey(d)] == (cipvs.Destination{}) {
+		return errors.New("no such destination")
+	}
+	if err := f.fail("update destination " + dstKey(d)); err != nil {
+		return err
+	}
+	fs.dests[dstKey(d)] = d
+	return nil
+}
+
+func (f *fakeKernel) RemoveDestination(s cipvs.Service, d cipvs.Destination) error {
+	fs, ok := f.svcs[svcKey(s)]
+	if !ok {
+		return errors.New("no such service")
+	}
+	delete(fs.dests, dstKey(d))
+	return f.fail("remove destination " + dstKey(d))
+}
