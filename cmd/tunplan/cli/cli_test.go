@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -48,7 +49,7 @@ func (s fakeSession) Run(req host.Request) (host.Response, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
 	s.f.calls = append(s.f.calls, strings.TrimSpace(s.name+" "+string(req.Op)+" "+string(req.Phase)))
-	resp := host.Response{Host: s.name, Changes: s.f.changes[s.name]}
+	resp := host.Response{Host: s.name, Changes: s.f.changes[s.name], Generations: s.f.history[s.name]}
 	if req.Op == host.OpApply {
 		if e := s.f.applyErr[s.name]; e != "" {
 			return host.Response{Host: s.name, Error: e, Outcome: "restored"}, nil
@@ -254,5 +255,32 @@ func TestAtomicApplyRollsBackChangedHosts(t *testing.T) {
 	}
 	if !strings.Contains(out, "rolled back 2 hosts changed in this run: beijing, shanghai") || !strings.Contains(errOut, "ipvs: add service: invalid argument") {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+}
+
+func TestRollbackUndoesOnlyTheHostsOfTheLastRun(t *testing.T) {
+	f := driftingHosts()
+	f.history = map[string][]host.Generation{
+		"lvs01":    {{N: 0, Kind: "baseline"}, {N: 1, RunID: "a", Time: "2026-11-25T01:00:00Z"}, {N: 2, RunID: "b", Time: "2026-11-25T02:00:00Z"}},
+		"shanghai": {{N: 0, Kind: "baseline"}, {N: 1, RunID: "a", Time: "2026-11-25T01:00:00Z"}},
+		"beijing":  {{N: 0, Kind: "baseline"}, {N: 1, RunID: "b", Time: "2026-11-25T02:00:00Z"}},
+	}
+	out, errOut, code := runCLI(t, f, "", "rollback", "-f", example)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var rolled []string
+	for _, c := range f.calls {
+		if strings.HasSuffix(c, "rollback") {
+			rolled = append(rolled, strings.Fields(c)[0])
+		}
+	}
+	sort.Strings(rolled)
+	if strings.Join(rolled, ",") != "beijing,lvs01" || !strings.Contains(out, "shanghai: not changed by the last run (b at 2026-11-25T02:00:00Z): left alone") {
+		t.Errorf("rolled back %v\n%s", rolled, out)
+	}
+	f.calls = nil
+	if _, _, code := runCLI(t, f, "", "rollback", "--to", "0", "-f", example); code != exitOK || strings.Count(strings.Join(f.calls, ","), "rollback") != 3 {
+		t.Errorf("--to 0: exit %d, calls %v", code, f.calls)
 	}
 }
