@@ -29,6 +29,7 @@ type fakeHosts struct {
 	fail     map[string]error           // hosts that cannot be reached
 	applyErr map[string]string          // hosts whose apply fails
 	calls    []string                   // "host op phase"
+	history  map[string][]host.Generation
 }
 
 func (f *fakeHosts) connect(t inventory.Target) (Session, error) {
