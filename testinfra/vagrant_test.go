@@ -36,11 +36,24 @@ func TestVagrantfileMatchesLab(t *testing.T) {
 
 func TestVagrantValidate(t *testing.T) {
 	if _, err := exec.LookPath("vagrant"); err != nil {
-		t.Log("vagrant is not installed: checked with ruby -c only")
-		return
+		t.Skip("vagrant is not installed: checked with ruby -c only")
 	}
 	cmd := exec.Command("vagrant", "validate", "--ignore-provider")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("vagrant validate: %v\n%s", err, out)
+	}
+}
+
+// TestScriptsSyntax checks the shell the lab and the Vagrant hosts run: the baseline scripts (POSIX
+// sh) and the dependency installer (bash).
+func TestScriptsSyntax(t *testing.T) {
+	for _, c := range [][]string{
+		{"sh", "-n", "scripts/director.sh"},
+		{"sh", "-n", "scripts/realserver.sh"},
+		{"bash", "-n", "deps.sh"},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Errorf("%v: %v\n%s", c, err, out)
+		}
 	}
 }

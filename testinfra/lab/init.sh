@@ -13,10 +13,11 @@ mount -t tmpfs -o mode=0755 tmpfs /rw
 mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work,index=off,xino=off /newroot || { echo "lab init: overlay failed"; poweroff -f; }
 mkdir -p /newroot/labrun
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 labrun /newroot/labrun
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none labrun /newroot/labrun || { echo "lab init: cannot mount the run directory"; poweroff -f; }
 for d in proc sys dev; do mount --move /$d /newroot/$d; done
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
-exec switch_root /newroot /bin/sh -c 'ip link set lo up; /bin/bash /labrun/run.sh; echo $? > /labrun/rc; sync; exec /bin/busybox poweroff -f'
+exec switch_root /newroot /bin/sh -c 'ip link set lo up; echo "lab: init done"; /bin/bash /labrun/run.sh; echo $? > /labrun/rc; sync
+	/bin/busybox poweroff -f; echo o > /proc/sysrq-trigger'

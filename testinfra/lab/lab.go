@@ -7,6 +7,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,10 +20,14 @@ import (
 
 const insideEnv = "TUNPLAN_LAB_INSIDE"
 
+// runDir is where the VM mounts the run's directory, shared writable with the machine that booted it.
+const runDir = "/labrun"
+
 // Inside reports whether this process runs inside the lab VM.
 func Inside() bool { return os.Getenv(insideEnv) == "1" }
 
-// Main is for TestMain.
+// Main is for TestMain. Outside the VM it boots one that runs this test binary with the same
+// arguments and exits with its status; inside it builds the topology, runs the tests and tears down.
 func Main(m *testing.M) {
 	if !Inside() {
 		code, err := Run(os.Args)
@@ -37,25 +42,34 @@ func Main(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	teardown()
+	if err := teardown(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	os.Exit(code)
 }
 
-// Run boots a VM and runs argv in it (in the current directory, with TUNPLAN_* variables passed
-// through and TUNPLAN_LAB_INSIDE=1); argv itself is expected to call Main or Start. It returns argv's
-// exit code.
+// Run boots a VM and runs argv in it, in the current directory, with every TUNPLAN_* variable passed
+// through and TUNPLAN_LAB_INSIDE=1; argv is expected to call Main or Start. It returns argv's exit
+// code.
 func Run(argv []string) (int, error) {
+	if len(argv) == 0 {
+		return -1, errors.New("lab: nothing to run")
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return -1, fmt.Errorf("lab: %w", err)
+	}
+	exe, err := filepath.Abs(argv[0])
+	if err != nil {
+		return -1, fmt.Errorf("lab: %w", err)
+	}
 	vm, err := NewVM()
 	if err != nil {
 		return -1, err
 	}
 	defer vm.Cleanup()
-	wd, err := os.Getwd()
-	if err != nil {
-		return -1, err
-	}
-	exe, err := filepath.Abs(argv[0])
-	if err != nil {
+	if err := prepareKeys(vm.Dir); err != nil {
 		return -1, err
 	}
 	var b strings.Builder
@@ -65,65 +79,98 @@ func Run(argv []string) (int, error) {
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "TUNPLAN_") || strings.HasPrefix(kv, "GOCOVERDIR=") {
 			k, v, _ := strings.Cut(kv, "=")
-			fmt.Fprintf(&b, "export %s=%s\n", k, strconv.Quote(v))
+			fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
 		}
 	}
-	fmt.Fprintf(&b, "cd %s\nexec %s", strconv.Quote(wd), strconv.Quote(exe))
+	fmt.Fprintf(&b, "cd %s\nexec %s", shellQuote(wd), shellQuote(exe))
 	for _, a := range argv[1:] {
-		b.WriteString(" " + strconv.Quote(a))
+		b.WriteString(" " + shellQuote(a))
 	}
 	b.WriteString("\n")
 	return vm.Run(b.String())
 }
 
-// Start builds the topology inside the VM, for programs that are not tests.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// Start builds the topology inside the VM, for programs that are not tests; Stop tears it down.
 func Start() error { return build() }
 
-func teardown() {
-	for _, pid := range pids {
-		if p, err := os.FindProcess(pid); err == nil {
-			p.Kill()
-		}
-	}
-}
+// Stop stops every host's processes and removes the topology.
+func Stop() error { return teardown() }
 
-// Exec runs argv in the named host's namespaces (network, mount, UTS) and returns its combined
-// output. Host "control" is the VM's own namespace, where tunplan runs.
+// Exec runs argv in the named host's namespaces (network, mount, UTS), in the current directory, and
+// returns its combined output. Host Control ("control") is the VM's own namespace, where tunplan runs.
 func Exec(host string, argv ...string) (string, error) {
-	if host != "control" {
-		pid, ok := pids[host]
+	if len(argv) == 0 {
+		return "", errors.New("lab: Exec: no command")
+	}
+	if host != Control {
+		cmd, ok := procs[host]
 		if !ok {
 			return "", fmt.Errorf("lab: no host %q", host)
 		}
-		argv = append([]string{"nsenter", "-t", strconv.Itoa(pid), "-n", "-m", "-u", "--"}, argv...)
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", fmt.Errorf("lab: %w", err)
+		}
+		// busybox's nsenter is static, so cheap to start under emulation, but it would run its own
+		// applet for a bare name (sh, ip…): resolve the program here.
+		prog, err := exec.LookPath(argv[0])
+		if err != nil {
+			return "", fmt.Errorf("lab: %s: %w", host, err)
+		}
+		ns := []string{"/bin/busybox", "nsenter", "-t", strconv.Itoa(cmd.Process.Pid), "-n", "-m", "-u", "-F", "-w" + wd, "--", prog}
+		argv = append(ns, argv[1:]...)
 	}
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	return string(out), err
 }
 
-// Sh runs a shell script in the named host.
-func Sh(host, script string) (string, error) { return Exec(host, "bash", "-c", script) }
+// Sh runs a shell script (sh -c) in the named host.
+func Sh(host, script string) (string, error) { return Exec(host, "sh", "-c", script) }
 
-// SSHKey is the private key that every host's root accepts.
-func SSHKey() string { return filepath.Join(stateDir, "id_ed25519") }
+// RunDir is the run's directory inside the VM, shared with the machine that booted it: the SSH key,
+// known_hosts, captures; kept after the run with TUNPLAN_LAB_KEEP=1.
+func RunDir() string { return runDir }
 
-// KnownHosts is a known_hosts file with every host's management address and key.
-func KnownHosts() string { return filepath.Join(stateDir, "known_hosts") }
+// SSHKey is the private key (ed25519, no passphrase) that every host's root accepts.
+func SSHKey() string { return filepath.Join(runDir, "id_ed25519") }
 
-// Reset returns every host to its state right after boot: no IPVS rules, no tunnel addresses, the
-// lab's sysctls, no tunplan state. Unloading ipip and IPVS removes tunl0 and the IPVS tables in every
-// namespace, so the next test starts from a kernel that has never seen them.
+// KnownHosts is a known_hosts file with every host's management address and host key.
+func KnownHosts() string { return filepath.Join(runDir, "known_hosts") }
+
+// Reset returns every host to its state right after boot: no IPVS rules, tunl0 without addresses and
+// down, the lab's sysctls, no tunplan state. It then unloads ipip and IPVS, so the next test starts
+// from a kernel that has never seen them (tunl0 and the IPVS tables go away in every namespace).
 func Reset() error {
-	for _, h := range []string{"director", "client", "rs1", "rs2"} {
-		script := `command -v ipvsadm >/dev/null && [ -d /proc/net/ip_vs ] 2>/dev/null; ipvsadm -C 2>/dev/null
-			rm -rf /var/lib/tunplan /etc/sysctl.d/99-tunplan.conf
-			echo 0 > /proc/sys/net/ipv4/ip_forward
-			for k in all default eth0; do echo 1 > /proc/sys/net/ipv4/conf/$k/rp_filter; done
-			for k in all default eth0; do echo 0 > /proc/sys/net/ipv4/conf/$k/arp_ignore; echo 0 > /proc/sys/net/ipv4/conf/$k/arp_announce; done`
-		if err := sh(h, script); err != nil {
-			return err
-		}
+	err := parallel(func(h Host) error {
+		return bsh(h.Name, `set -e
+			if [ -e /proc/net/ip_vs ]; then /sbin/ipvsadm -C; fi
+			if [ -e /sys/class/net/tunl0 ]; then /sbin/ip addr flush dev tunl0; /sbin/ip link set tunl0 down; fi
+			rm -rf /var/lib/tunplan /etc/sysctl.d/*
+			`+sysctlDefaults(h.Name))
+	})
+	if err != nil {
+		return err
 	}
-	return sh("control", `for m in ip_vs_rr ip_vs_wrr ip_vs_wlc ip_vs_lc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq ip_vs_lblc ip_vs_lblcr ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs ipip tunnel4 ip_tunnel; do
-			if [ -d /sys/module/$m ]; then rmmod $m || exit 1; fi; done`)
+	return bsh(Control, `for m in ip_vs_rr ip_vs_wrr ip_vs_wlc ip_vs_lc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq ip_vs_lblc ip_vs_lblcr ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs ipip tunnel4 ip_tunnel; do
+			if [ -d /sys/module/$m ]; then rmmod $m; fi; done`)
+}
+
+// sh runs a setup script in a host, failing with its output.
+func sh(host, script string) error { return check(host, script)(Sh(host, script)) }
+
+// bsh runs a setup script in a host with busybox sh, whose applets (mount, mkdir, sleep…) run
+// without an exec; other programs need their full path. It fails with the script's output.
+func bsh(host, script string) error {
+	return check(host, script)(Exec(host, "/bin/busybox", "sh", "-c", script))
+}
+
+func check(host, script string) func(string, error) error {
+	return func(out string, err error) error {
+		if err != nil {
+			return fmt.Errorf("lab: %s: %w\n%s\n%s", host, err, script, out)
+		}
+		return nil
+	}
 }

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -20,18 +21,19 @@ var (
 	statsLine = regexp.MustCompile(`(?m)^TCP\s+\S+\s+(\d+)\s+(\d+)\s+(\d+)`)
 )
 
-// Probe zeroes the director's counters, captures IP-in-IP on the router, and sends n requests from
-// the client to the VIP.
+// Probe zeroes the director's counters, captures IP-in-IP on the router's LAN bridge (into
+// RunDir()/ipip.pcap), and sends n requests from the client to the VIP.
 func Probe(n int) (Traffic, error) {
 	var t Traffic
+	pcap := filepath.Join(RunDir(), "ipip.pcap")
 	steps := []struct{ host, script string }{
 		{"director", "ipvsadm -Z"},
-		{"router", "rm -f /tmp/ipip.pcap; (timeout 120 tcpdump -i any -nn -U -w /tmp/ipip.pcap 'ip proto 4' >/tmp/tcpdump.log 2>&1 &); " +
-			"for i in $(seq 50); do grep -q listening /tmp/tcpdump.log 2>/dev/null && exit 0; sleep 0.1; done; cat /tmp/tcpdump.log; exit 1"},
+		{"router", "rm -f " + pcap + "; timeout 120 tcpdump -i lan0 -nn -U -Z root -w " + pcap + " 'ip proto 4' >/tmp/tcpdump.log 2>&1 & echo $! > /tmp/tcpdump.pid; " +
+			"for i in $(seq 50); do grep -q listening /tmp/tcpdump.log && exit 0; sleep 0.1; done; cat /tmp/tcpdump.log; exit 1"},
 	}
 	for _, s := range steps {
 		if out, err := Sh(s.host, s.script); err != nil {
-			return t, fmt.Errorf("%s: %v: %s", s.host, err, out)
+			return t, fmt.Errorf("lab: probe: %s: %w: %s", s.host, err, out)
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -41,15 +43,16 @@ func Probe(n int) (Traffic, error) {
 		}
 		t.Answers = append(t.Answers, strings.TrimSpace(out))
 	}
-	capture, err := Sh("router", "sleep 0.5; pkill tcpdump; sleep 0.5; tcpdump -nn -r /tmp/ipip.pcap 2>/dev/null")
+	capture, err := Sh("router", "sleep 0.5; pid=$(cat /tmp/tcpdump.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.1; done; tcpdump -nn -r "+pcap)
 	if err != nil {
-		return t, fmt.Errorf("router: read capture: %v: %s", err, capture)
+		return t, fmt.Errorf("lab: probe: router: read capture: %w: %s", err, capture)
 	}
 	for _, m := range ipipLine.FindAllStringSubmatch(capture, -1) {
 		t.IPIP = append(t.IPIP, fmt.Sprintf("%s > %s: %s > %s:%s", m[1], m[2], m[3], m[4], m[5]))
 	}
-	if t.Stats, err = Exec("director", "ipvsadm", "-Ln", "--stats", "-t", VIP+":80"); err != nil {
-		return t, fmt.Errorf("director: ipvsadm: %v: %s", err, t.Stats)
+	// The kernel folds its per-CPU IPVS counters into what ipvsadm shows every 2 s: wait for that.
+	if t.Stats, err = Sh("director", "sleep 2.5; ipvsadm -Ln --stats -t "+VIP+":80"); err != nil {
+		return t, fmt.Errorf("lab: probe: director: ipvsadm: %w: %s", err, t.Stats)
 	}
 	if m := statsLine.FindStringSubmatch(t.Stats); m != nil {
 		t.InPkts, t.OutPkts = m[2], m[3]

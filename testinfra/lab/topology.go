@@ -2,172 +2,187 @@ package lab
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
 // The lab's addresses, all in 198.18.0.0/15. Data networks: the LAN of the director, the client and
 // the VIP (like the write-up's 192.168.48.0/24) and two realserver regions; management: SSH only.
 const (
-	VIP         = "198.18.48.180"
-	LANPrefix   = "198.18.48.0/24"
-	Region1     = "198.18.1.0/24"
-	Region2     = "198.18.10.0/24"
-	ControlMgmt = "198.19.0.1"
-	mgmtBits    = "/24"
-	stateDir    = "/lab" // inside the VM: keys, configs, known_hosts
+	VIP       = "198.18.48.180"
+	LANPrefix = "198.18.48.0/24"
+	Region1   = "198.18.1.0/24"
+	Region2   = "198.18.10.0/24"
+
+	RouterLAN     = "198.18.48.254"
+	RouterRegion1 = "198.18.1.254"
+	RouterRegion2 = "198.18.10.254"
+	DirectorIP    = "198.18.48.181"
+	ClientIP      = "198.18.48.100"
+	RS1IP         = "198.18.1.183"
+	RS2IP         = "198.18.10.182"
+
+	MgmtPrefix   = "198.19.0.0/24"
+	ControlMgmt  = "198.19.0.1"
+	RouterMgmt   = "198.19.0.2"
+	DirectorMgmt = "198.19.0.11"
+	ClientMgmt   = "198.19.0.12"
+	RS1Mgmt      = "198.19.0.21"
+	RS2Mgmt      = "198.19.0.22"
+
+	// Control names the VM's own namespace in Exec and Sh: the management bridge, tests, tunplan.
+	Control = "control"
+
+	stateDir = "/lab" // inside the VM: per-host configs, on the VM's tmpfs
 )
 
 // Host is one lab machine.
 type Host struct {
 	Name string
 	Mgmt string // SSH address on the management network
-	Data string // address on its data network
+	Data string // address on its data network (the router's LAN address for the router)
 }
 
 var hosts = []Host{
-	{"router", "198.19.0.2", "198.18.48.254"},
-	{"director", "198.19.0.11", "198.18.48.181"},
-	{"client", "198.19.0.12", "198.18.48.100"},
-	{"rs1", "198.19.0.21", "198.18.1.183"},
-	{"rs2", "198.19.0.22", "198.18.10.182"},
+	{"router", RouterMgmt, RouterLAN},
+	{"director", DirectorMgmt, DirectorIP},
+	{"client", ClientMgmt, ClientIP},
+	{"rs1", RS1Mgmt, RS1IP},
+	{"rs2", RS2Mgmt, RS2IP},
 }
+
+// gateway is each data host's default route; the router owns the three data networks.
+var gateway = map[string]string{"director": RouterLAN, "client": RouterLAN, "rs1": RouterRegion1, "rs2": RouterRegion2}
 
 // Hosts lists the lab's machines.
 func Hosts() []Host { return append([]Host(nil), hosts...) }
 
-// pids holds the process that keeps each host's namespaces alive.
-var pids = map[string]int{}
+// procs holds the process that keeps each host's namespaces alive.
+var procs = map[string]*exec.Cmd{}
 
 // build makes the topology inside the VM. Each host is a long-lived process in its own network, mount
-// and UTS namespace, with private /tmp, /var/lib, /var/log, /run and /etc/sysctl.d.
+// and UTS namespace, with private /tmp, /var/lib, /var/log, /run, /etc/sysctl.d and an empty /root
+// (not the machine's, whose shell start-up files may be slow or surprising). Under emulation every
+// exec of a dynamically linked program costs a lot, so the set-up runs in busybox (static, applets
+// without exec) and iproute2 in batch mode.
 func build() error {
 	start := time.Now()
-	for _, m := range []string{"veth", "bridge"} {
-		if out, err := exec.Command("modprobe", m).CombinedOutput(); err != nil {
-			return fmt.Errorf("modprobe %s: %v: %s", m, err, out)
-		}
-	}
-	if err := os.MkdirAll(stateDir, 0o755); err != nil {
-		return err
-	}
-	if err := sh("control", `ssh-keygen -q -t ed25519 -N "" -f `+SSHKey()+` && : > `+KnownHosts()+`
-		ip link add mgmt0 type bridge && ip addr add `+ControlMgmt+mgmtBits+` dev mgmt0 && ip link set mgmt0 up`); err != nil {
-		return err
+	if _, err := os.Stat(SSHKey()); err != nil {
+		return fmt.Errorf("lab: no SSH keys in the run directory (is this running under lab.Run?): %w", err)
 	}
 	for _, h := range hosts {
 		if err := spawn(h); err != nil {
 			return err
 		}
 	}
-	for _, step := range []func() error{wireMgmt, wireData, startSSH, startNginx} {
-		if err := step(); err != nil {
-			return err
-		}
+	if err := bsh(Control, "/sbin/modprobe -a veth bridge && /sbin/ip -batch - <<'EOF'\n"+wiring()+"EOF"); err != nil {
+		return err
+	}
+	if err := parallel(func(h Host) error { return bsh(h.Name, hostSetup(h)) }); err != nil {
+		return err
+	}
+	if err := waitSSH(); err != nil {
+		return err
 	}
 	fmt.Printf("lab: topology up in %.1fs\n", time.Since(start).Seconds())
 	return nil
 }
 
+// spawn starts the process that holds a host's namespaces.
 func spawn(h Host) error {
-	dir := filepath.Join(stateDir, h.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	setup := `hostname ` + h.Name + `
-		mkdir -p /etc/sysctl.d
-		for d in /tmp /var/lib /var/log /run /etc/sysctl.d; do mount -t tmpfs -o mode=0755 tmpfs $d; done
-		chmod 1777 /tmp; mkdir -p /run/sshd /var/lib/nginx /var/log/nginx
-		echo 0 > /proc/sys/net/ipv4/ip_forward
-		for k in all default; do echo 1 > /proc/sys/net/ipv4/conf/$k/rp_filter; done
-		ip link set lo up
-		exec sleep infinity`
-	cmd := exec.Command("unshare", "--net", "--mount", "--uts", "--propagation", "private", "sh", "-c", setup)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd := exec.Command("sleep", "infinity")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("lab: start %s: %w", h.Name, err)
 	}
-	pids[h.Name] = cmd.Process.Pid
-	// Wait until the namespace is set up (the sleep has replaced the shell).
-	for i := 0; i < 200; i++ {
-		if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm"); strings.TrimSpace(string(comm)) == "sleep" {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("lab: host %s did not come up", h.Name)
-}
-
-// veth links host a's interface an to host b's interface bn ("control" is the VM's own namespace).
-func veth(a, an, b, bn string) error {
-	return sh("control", fmt.Sprintf("ip link add %s %s type veth peer name %s %s", an, netnsArg(a), bn, netnsArg(b)))
-}
-
-func netnsArg(h string) string {
-	if h == "control" {
-		return ""
-	}
-	return "netns " + strconv.Itoa(pids[h])
-}
-
-func wireMgmt() error {
-	for _, h := range hosts {
-		if err := veth("control", "m-"+h.Name, h.Name, "mgmt0"); err != nil {
-			return err
-		}
-		if err := sh("control", "ip link set m-"+h.Name+" master mgmt0 up"); err != nil {
-			return err
-		}
-		if err := sh(h.Name, "ip addr add "+h.Mgmt+mgmtBits+" dev mgmt0 && ip link set mgmt0 up"); err != nil {
-			return err
-		}
-	}
+	procs[h.Name] = cmd
 	return nil
 }
 
-func wireData() error {
-	router := `echo 1 > /proc/sys/net/ipv4/ip_forward
-		for k in all default; do echo 0 > /proc/sys/net/ipv4/conf/$k/rp_filter; done
-		ip link add lan0 type bridge && ip addr add 198.18.48.254/24 dev lan0 && ip link set lan0 up`
-	if err := sh("router", router); err != nil {
-		return err
+// wiring is the ip batch, run in the control namespace, that creates the management bridge and
+// every link: a veth per host into the management bridge, the director's and the client's LAN links
+// to the router, and one link per region.
+func wiring() string {
+	var b strings.Builder
+	ns := func(h string) int { return procs[h].Process.Pid }
+	fmt.Fprintf(&b, "link add mgmt0 type bridge\naddr add %s/24 dev mgmt0\nlink set mgmt0 up\n", ControlMgmt)
+	for _, h := range hosts {
+		fmt.Fprintf(&b, "link add m-%s type veth peer name mgmt0 netns %d\nlink set m-%s master mgmt0 up\n", h.Name, ns(h.Name), h.Name)
 	}
 	for _, h := range []string{"director", "client"} {
-		if err := veth("router", "l-"+h, h, "eth0"); err != nil {
-			return err
-		}
-		if err := sh("router", "ip link set l-"+h+" master lan0 up"); err != nil {
-			return err
-		}
+		fmt.Fprintf(&b, "link add l-%s netns %d type veth peer name eth0 netns %d\n", h, ns("router"), ns(h))
 	}
-	for i, rs := range []string{"rs1", "rs2"} {
-		if err := veth("router", fmt.Sprintf("eth%d", i+1), rs, "eth0"); err != nil {
-			return err
-		}
+	for i, h := range []string{"rs1", "rs2"} {
+		fmt.Fprintf(&b, "link add eth%d netns %d type veth peer name eth0 netns %d\n", i+1, ns("router"), ns(h))
 	}
-	if err := sh("router", "ip addr add 198.18.1.254/24 dev eth1 && ip link set eth1 up && ip addr add 198.18.10.254/24 dev eth2 && ip link set eth2 up"); err != nil {
-		return err
-	}
-	gw := map[string]string{"director": "198.18.48.254", "client": "198.18.48.254", "rs1": "198.18.1.254", "rs2": "198.18.10.254"}
-	for _, h := range hosts[1:] {
-		bits := "/24"
-		if err := sh(h.Name, "ip addr add "+h.Data+bits+" dev eth0 && ip link set eth0 up && ip route add default via "+gw[h.Name]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.String()
 }
 
-func startSSH() error {
-	for _, h := range hosts {
-		dir := filepath.Join(stateDir, h.Name)
-		conf := fmt.Sprintf(`ListenAddress %s
-HostKey %s/ssh_host_ed25519_key
-AuthorizedKeysFile %s/authorized_keys
+// hostSetup configures one host from inside its namespaces (busybox sh): private directories, stock
+// sysctls, addresses and routes, sshd, and nginx on the realservers. The router forwards nothing from
+// or to the management network.
+func hostSetup(h Host) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `set -e
+hostname %s
+mount --make-rprivate /
+for d in /tmp /var/lib /var/log /run /etc/sysctl.d /root; do mount -t tmpfs -o mode=0755 tmpfs $d; done
+chmod 1777 /tmp; chmod 0700 /root
+mkdir -p /run/sshd /var/lib/nginx /var/log/nginx
+`, h.Name)
+	b.WriteString(sysctlDefaults(h.Name))
+	b.WriteString("/sbin/ip -batch - <<'EOF'\nlink set lo up\n")
+	fmt.Fprintf(&b, "addr add %s/24 dev mgmt0\nlink set mgmt0 up\n", h.Mgmt)
+	if h.Name == "router" {
+		fmt.Fprintf(&b, `link add lan0 type bridge
+addr add %s/24 dev lan0
+link set lan0 up
+link set l-director master lan0 up
+link set l-client master lan0 up
+addr add %s/24 dev eth1
+link set eth1 up
+addr add %s/24 dev eth2
+link set eth2 up
+rule add pref 100 iif mgmt0 prohibit
+`, RouterLAN, RouterRegion1, RouterRegion2)
+		for _, l := range []string{"lan0", "eth1", "eth2"} {
+			fmt.Fprintf(&b, "rule add pref 101 iif %s to %s prohibit\n", l, MgmtPrefix)
+		}
+	} else {
+		fmt.Fprintf(&b, "addr add %s/24 dev eth0\nlink set eth0 up\nroute add default via %s\n", h.Data, gateway[h.Name])
+	}
+	b.WriteString("EOF\n")
+	dir := filepath.Join(stateDir, h.Name)
+	fmt.Fprintf(&b, "mkdir -p %[1]s\ncat > %[1]s/sshd_config <<'EOF'\n%[2]sEOF\n/usr/sbin/sshd -f %[1]s/sshd_config\n", dir, sshdConfig(h))
+	if strings.HasPrefix(h.Name, "rs") {
+		fmt.Fprintf(&b, "cat > %[1]s/nginx.conf <<'EOF'\n%[2]sEOF\n/usr/sbin/nginx -e /var/log/nginx/error.log -c %[1]s/nginx.conf\n", dir, nginxConfig(h.Name))
+	}
+	return b.String()
+}
+
+// sysctlDefaults are a stock host's: reverse-path filtering on, no forwarding; the router forwards
+// between the data networks without reverse-path checks. Reset restores them.
+func sysctlDefaults(host string) string {
+	fwd, rp := 0, 1
+	if host == "router" {
+		fwd, rp = 1, 0
+	}
+	return fmt.Sprintf(`echo %d > /proc/sys/net/ipv4/ip_forward
+for c in /proc/sys/net/ipv4/conf/*; do echo %d > $c/rp_filter; echo 0 > $c/arp_ignore; echo 0 > $c/arp_announce; done
+`, fwd, rp)
+}
+
+func sshdConfig(h Host) string {
+	return fmt.Sprintf(`ListenAddress %[1]s
+HostKey %[2]s/ssh_host_ed25519_key
+AuthorizedKeysFile %[2]s/authorized_keys
 PidFile /run/sshd.pid
 PermitRootLogin prohibit-password
 PasswordAuthentication no
@@ -178,57 +193,103 @@ PrintLastLog no
 MaxSessions 64
 MaxStartups 100
 Subsystem sftp internal-sftp
-`, h.Mgmt, dir, dir)
-		if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o644); err != nil {
-			return err
-		}
-		script := fmt.Sprintf(`ssh-keygen -q -t ed25519 -N "" -f %[1]s/ssh_host_ed25519_key
-			cp %[2]s.pub %[1]s/authorized_keys
-			echo "%[3]s $(cut -d' ' -f1,2 %[1]s/ssh_host_ed25519_key.pub)" >> %[4]s
-			/usr/sbin/sshd -f %[1]s/sshd_config`, dir, SSHKey(), h.Mgmt, KnownHosts())
-		if err := sh(h.Name, script); err != nil {
-			return err
-		}
-	}
-	// sshd daemonises before it listens: wait for every port.
-	for _, h := range hosts {
-		if err := sh("control", "for i in $(seq 100); do (exec 3<>/dev/tcp/"+h.Mgmt+"/22) 2>/dev/null && exit 0; sleep 0.1; done; echo no sshd on "+h.Mgmt+"; exit 1"); err != nil {
-			return err
-		}
-	}
-	return nil
+`, h.Mgmt, hostKeyDir(h.Name))
 }
 
-func startNginx() error {
-	for _, rs := range []string{"rs1", "rs2"} {
-		conf := fmt.Sprintf(`daemon on;
+func nginxConfig(name string) string {
+	return fmt.Sprintf(`daemon on;
 pid /run/nginx.pid;
 error_log /var/log/nginx/error.log;
 events { worker_connections 256; }
 http {
   access_log off;
   server {
-    listen 80;
+    listen 0.0.0.0:80;
     default_type text/plain;
     location / { return 200 "%s\n"; }
   }
 }
-`, rs)
-		path := filepath.Join(stateDir, rs, "nginx.conf")
-		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-			return err
+`, name)
+}
+
+// waitSSH waits until every sshd listens (sshd daemonises before it listens).
+func waitSSH() error {
+	for _, h := range hosts {
+		addr := net.JoinHostPort(h.Mgmt, "22")
+		for try := 0; ; try++ {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if try == 100 {
+				return fmt.Errorf("lab: no sshd on %s: %w", addr, err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if err := sh(rs, "nginx -e /var/log/nginx/error.log -c "+path); err != nil {
+	}
+	return nil
+}
+
+// parallel runs f for every host at once and returns the first error.
+func parallel(f func(Host) error) error {
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(h)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// sh runs a setup script in a host, failing with its output.
-func sh(host, script string) error {
-	if out, err := Sh(host, script); err != nil {
-		return fmt.Errorf("lab: %s: %v\n%s\n%s", host, err, script, out)
+// teardown stops every process in every host's namespaces and removes the management bridge.
+func teardown() error {
+	for name, cmd := range procs {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
+		if err != nil {
+			return fmt.Errorf("lab: teardown %s: %w", name, err)
+		}
+		if err := killNamespace(ns); err != nil {
+			return fmt.Errorf("lab: teardown %s: %w", name, err)
+		}
+		cmd.Wait()
+		delete(procs, name)
 	}
-	return nil
+	return bsh(Control, "/sbin/ip link del mgmt0")
+}
+
+// killNamespace kills every process whose network namespace is ns until none is left.
+func killNamespace(ns string) error {
+	for try := 0; try < 50; try++ {
+		left := 0
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); l == ns {
+				if p, err := os.FindProcess(pid); err == nil && p.Kill() == nil {
+					left++
+				}
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("processes in %s survive SIGKILL", ns)
 }

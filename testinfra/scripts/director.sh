@@ -9,6 +9,8 @@ modprobe ipip
 ip addr add "$VIP/32" broadcast "$VIP" dev tunl0
 ip link set tunl0 up
 echo 1 > /proc/sys/net/ipv4/ip_forward
+echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter
+echo 0 > /proc/sys/net/ipv4/conf/tunl0/rp_filter
 ipvsadm -C
 ipvsadm -A -t "$VIP:$PORT" -s rr
 for RIP in "$@"; do

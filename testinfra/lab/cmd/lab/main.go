@@ -8,24 +8,26 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"time"
 
 	"github.com/tunplan/tunplan/testinfra/lab"
 )
 
-var tunplan = flag.String("tunplan", "", "path of a tunplan binary: apply examples/two-region with it instead of the baseline scripts")
+var (
+	tunplan = flag.String("tunplan", "", "path of a tunplan binary: apply examples/two-region with it instead of the baseline scripts")
+	timeout = flag.Duration("timeout", 0, "kill the VM after this long (default TUNPLAN_LAB_TIMEOUT or 30m)")
+)
 
 func main() {
 	flag.Parse()
 	if !lab.Inside() {
-		start := time.Now()
+		if *timeout > 0 {
+			os.Setenv("TUNPLAN_LAB_TIMEOUT", timeout.String())
+		}
 		code, err := lab.Run(os.Args)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		fmt.Printf("lab: done in %.1fs (exit %d)\n", time.Since(start).Seconds(), code)
 		os.Exit(code)
 	}
 	if err := run(); err != nil {
@@ -38,12 +40,17 @@ func run() error {
 	if err := lab.Start(); err != nil {
 		return err
 	}
+	defer lab.Stop()
 	if *tunplan != "" {
 		if err := demo(); err != nil {
 			return err
 		}
-	} else if err := baseline(); err != nil {
-		return err
+	} else {
+		out, err := lab.Baseline("testinfra/scripts")
+		fmt.Print(out)
+		if err != nil {
+			return err
+		}
 	}
 	out, _ := lab.Exec("director", "ipvsadm", "-Ln")
 	fmt.Printf("[director] ipvsadm -Ln\n%s", out)
@@ -52,29 +59,10 @@ func run() error {
 		return err
 	}
 	fmt.Print(traffic.Summary())
-	if p := traffic.Problems("198.18.48.181", "198.18.1.183", "198.18.10.182"); len(p) > 0 {
+	if p := traffic.Problems(lab.DirectorIP, lab.RS1IP, lab.RS2IP); len(p) > 0 {
 		return fmt.Errorf("failed: %v", p)
 	}
 	fmt.Println("OK: both realservers answer in turn, IPIP seen at the router, no replies through the director")
-	return nil
-}
-
-func baseline() error {
-	scripts, err := filepath.Abs("testinfra/scripts")
-	if err != nil {
-		return err
-	}
-	for _, step := range []struct{ host, cmd string }{
-		{"rs1", scripts + "/realserver.sh " + lab.VIP},
-		{"rs2", scripts + "/realserver.sh " + lab.VIP},
-		{"director", scripts + "/director.sh " + lab.VIP + " 198.18.1.183 198.18.10.182"},
-	} {
-		out, err := lab.Sh(step.host, step.cmd)
-		fmt.Printf("[%s] %s\n%s", step.host, step.cmd, out)
-		if err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
