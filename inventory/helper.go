@@ -122,13 +122,15 @@ func (c *Conn) verify(name, sum string) error {
 	return nil
 }
 
+// removeOldHelpers deletes helpers of other versions. Uploads in progress (".tmp-") are left alone:
+// they may belong to a concurrent run, which removes its own on failure.
 func (c *Conn) removeOldHelpers(sc *sftp.Client, keep string) {
 	entries, err := sc.ReadDir(HelperDir)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if p := path.Join(HelperDir, e.Name()); p != keep && strings.HasPrefix(e.Name(), "tunplan-helper-") {
+		if p := path.Join(HelperDir, e.Name()); p != keep && strings.HasPrefix(e.Name(), "tunplan-helper-") && !strings.Contains(e.Name(), ".tmp-") {
 			_ = sc.Remove(p)
 		}
 	}

@@ -1,6 +1,6 @@
 // Package testinfra checks what can be checked of the Vagrant lab without booting it: the
-// Vagrantfile's syntax (ruby -c), its hosts and addresses, and `vagrant validate` where vagrant is
-// installed.
+// Vagrantfile's syntax (ruby -c), its hosts and addresses, and `vagrant validate` (testinfra/deps.sh
+// installs Debian's vagrant).
 package testinfra
 
 import (

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"os"
 	"sort"
 
 	cipvs "github.com/cloudflare/ipvs"
@@ -176,6 +177,9 @@ func (f *fakeKernel) Services() ([]cipvs.ServiceExtended, error) {
 		out = append(out, cipvs.ServiceExtended{Service: svc})
 	}
 	sort.Slice(out, func(i, j int) bool { return svcKey(out[i].Service) < svcKey(out[j].Service) })
+	if len(out) == 0 {
+		return nil, os.ErrNotExist // as cloudflare/ipvs answers an empty dump
+	}
 	return out, nil
 }
 
@@ -218,6 +222,9 @@ func (f *fakeKernel) Destinations(s cipvs.Service) ([]cipvs.DestinationExtended,
 	var out []cipvs.DestinationExtended
 	for _, d := range fs.dests {
 		out = append(out, cipvs.DestinationExtended{Destination: d})
+	}
+	if len(out) == 0 {
+		return nil, os.ErrNotExist
 	}
 	return out, nil
 }

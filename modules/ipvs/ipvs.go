@@ -5,8 +5,10 @@ package ipvs
 // destination's address family), which moby/ipvs does not.
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sort"
 	"strings"
 
@@ -48,6 +50,9 @@ var (
 // and returns the services in scope with their destinations, sorted. A nil scope reads them all.
 func Facts(k Kernel, scope map[Key]bool) ([]Service, error) {
 	svcs, err := k.Services()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // cloudflare/ipvs answers an empty dump with ErrNotExist
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ipvs: list services: %w", err)
 	}
@@ -58,6 +63,9 @@ func Facts(k Kernel, scope map[Key]bool) ([]Service, error) {
 			continue
 		}
 		dests, err := k.Destinations(se.Service)
+		if errors.Is(err, os.ErrNotExist) {
+			err = nil // a service without destinations
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ipvs: list destinations of %s: %w", s.Key(), err)
 		}
