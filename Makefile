@@ -28,6 +28,7 @@ vet: helper
 # Unit tests (no kernel needed), then every lab test on a real kernel under qemu, one VM at a time.
 test: deps vet
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /testinfra/)
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s -fuzzminimizetime 5s ./plans/
 	$(GO) test -count=1 -p 1 -timeout 40m -v ./testinfra/...
 
 unit: helper

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -25,6 +26,14 @@ import (
 // The files map is what hcl.NewDiagnosticTextWriter needs to print diagnostics with source snippets.
 // The plan is nil when the diagnostics have errors.
 func LoadFile(path string, vars map[string]string) (*Plan, map[string]*hcl.File, hcl.Diagnostics) {
+	if st, err := os.Stat(path); err == nil && st.Size() > MaxPlanBytes {
+		return nil, map[string]*hcl.File{}, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "The plan is too large",
+			Detail:   fmt.Sprintf("%s is %d bytes; tunplan reads plans of at most %d bytes. Is -f pointing at the right file?", path, st.Size(), MaxPlanBytes),
+			Subject:  &hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos},
+		}}
+	}
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, map[string]*hcl.File{}, hcl.Diagnostics{{
@@ -38,6 +47,9 @@ func LoadFile(path string, vars map[string]string) (*Plan, map[string]*hcl.File,
 
 // Load parses and validates the plan src, named filename in diagnostics. See LoadFile.
 func Load(filename string, src []byte, vars map[string]string) (*Plan, map[string]*hcl.File, hcl.Diagnostics) {
+	if diags := append(checkText(filename, src), checkNesting(filename, src)...); diags.HasErrors() {
+		return nil, map[string]*hcl.File{}, diags
+	}
 	parser := hclparse.NewParser()
 	file, diags := parser.ParseHCL(src, filename)
 	if diags.HasErrors() {
@@ -419,11 +431,14 @@ func expandHome(p string) string {
 	return filepath.Join(home, strings.TrimPrefix(p, "~"))
 }
 
+// hostName is what a host may be called: it appears in messages, logs and generations on hosts.
+var hostName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
+
 // host decodes one host block. Attributes in error keep their zero value.
 func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 	h := Host{Name: b.Labels[0], DeclRange: b.DefRange, VIPDevice: DefaultVIPDevice, IPForward: true}
-	if !hclsyntax.ValidIdentifier(h.Name) {
-		l.errorf(b.LabelRanges[0], "Invalid host name", "%q is not a valid host name: use letters, digits, underscores and dashes, starting with a letter.", h.Name)
+	if !hostName.MatchString(h.Name) {
+		l.errorf(b.LabelRanges[0], "Invalid host name", "%q is not a valid host name: use ASCII letters, digits, underscores and dashes, starting with a letter (at most 63).", h.Name)
 	}
 	c, d := b.Body.Content(hostSchema)
 	l.diags = append(l.diags, d...)
