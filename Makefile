@@ -29,6 +29,7 @@ vet: helper
 test: deps vet
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /testinfra/)
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s -fuzzminimizetime 5s ./plans/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 15s -fuzzminimizetime 5s ./cmd/tunplan-helper/
 	$(GO) test -count=1 -p 1 -timeout 40m -v ./testinfra/...
 
 unit: helper
