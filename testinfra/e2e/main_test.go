@@ -21,6 +21,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Setenv("TUNPLAN_BIN", bin)
+		os.Setenv("TUNPLAN_FAULT_HELPER", filepath.Join(filepath.Dir(bin), "tunplan-helper-faultinject"))
 	}
 	lab.Main(m)
 }
@@ -38,6 +39,7 @@ func buildTunplan() (string, error) {
 	for _, args := range [][]string{
 		{"make", "-s", "-C", root, "helper"},
 		{"go", "build", "-o", bin, "./cmd/tunplan"},
+		{"go", "build", "-tags", "faultinject", "-o", filepath.Join(dir, "tunplan-helper-faultinject"), "./cmd/tunplan-helper"},
 	} {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
