@@ -37,13 +37,8 @@ func checkText(filename string, src []byte) hcl.Diagnostics {
 	if bad < 0 {
 		return nil
 	}
-	pos := posAt(src, bad)
-	return hcl.Diagnostics{{
-		Severity: hcl.DiagError,
-		Summary:  "The plan is not a text file",
-		Detail:   fmt.Sprintf("Byte %d is a NUL or not UTF-8: a plan is UTF-8 text in HCL syntax. Is -f pointing at the right file?", bad),
-		Subject:  &hcl.Range{Filename: filename, Start: pos, End: pos},
-	}}
+	return errorAt(filename, src, bad, "The plan is not a text file",
+		fmt.Sprintf("Byte %d is a NUL or not UTF-8: a plan is UTF-8 text in HCL syntax. Is -f pointing at the right file?", bad))
 }
 
 // checkNesting refuses input nested deeper than MaxNesting, before the recursive parser sees it.
@@ -54,13 +49,8 @@ func checkNesting(filename string, src []byte) hcl.Diagnostics {
 		case '{', '[', '(':
 			depth++
 			if depth > MaxNesting {
-				pos := posAt(src, i)
-				return hcl.Diagnostics{{
-					Severity: hcl.DiagError,
-					Summary:  "The plan is nested too deeply",
-					Detail:   fmt.Sprintf("More than %d brackets, braces or parentheses are open here; a plan needs a handful.", MaxNesting),
-					Subject:  &hcl.Range{Filename: filename, Start: pos, End: pos},
-				}}
+				return errorAt(filename, src, i, "The plan is nested too deeply",
+					fmt.Sprintf("More than %d brackets, braces or parentheses are open here; a plan needs a handful.", MaxNesting))
 			}
 		case '}', ']', ')':
 			if depth > 0 {
@@ -71,10 +61,12 @@ func checkNesting(filename string, src []byte) hcl.Diagnostics {
 	return nil
 }
 
-func posAt(src []byte, offset int) hcl.Pos {
+// errorAt is an error diagnostic pointing at byte offset of src.
+func errorAt(filename string, src []byte, offset int, summary, detail string) hcl.Diagnostics {
 	line := bytes.Count(src[:offset], []byte("\n")) + 1
 	col := offset - bytes.LastIndexByte(src[:offset], '\n')
-	return hcl.Pos{Line: line, Column: col, Byte: offset}
+	pos := hcl.Pos{Line: line, Column: col, Byte: offset}
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &hcl.Range{Filename: filename, Start: pos, End: pos}}}
 }
 
 // boundedRange is range() refusing to build more than MaxRangeElems elements.

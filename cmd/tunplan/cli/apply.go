@@ -45,9 +45,7 @@ func applyRun(o *applyOptions) error {
 	if err := o.connectAll(f); err != nil {
 		return err
 	}
-	f.request(f.members, func(m *member) host.Request {
-		return host.Request{Op: host.OpDiff, Host: m.target.Name, Desired: m.desired}
-	})
+	f.diff()
 	hosts, t := collect(f.members)
 	renderHuman(o.io, o.io.Out, hosts)
 	if err := o.reportFailures(f); err != nil {

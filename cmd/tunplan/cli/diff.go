@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/tunplan/tunplan/modules/host"
 )
 
 type diffOptions struct {
@@ -32,9 +30,7 @@ func diffRun(o *diffOptions) error {
 	}
 	defer f.close()
 	f.connect(o.connect)
-	f.request(f.members, func(m *member) host.Request {
-		return host.Request{Op: host.OpDiff, Host: m.target.Name, Desired: m.desired}
-	})
+	f.diff()
 	hosts, t := collect(f.members)
 	if o.json {
 		if err := renderJSON(o.io.Out, hosts, t); err != nil {

@@ -86,6 +86,13 @@ func (f *fleet) request(members []*member, build func(*member) host.Request) {
 	})
 }
 
+// diff asks every member what applying its desired state would change.
+func (f *fleet) diff() {
+	f.request(f.members, func(m *member) host.Request {
+		return host.Request{Op: host.OpDiff, Host: m.target.Name, Desired: m.desired}
+	})
+}
+
 func (f *fleet) close() {
 	for _, m := range f.members {
 		if m.sess != nil {
