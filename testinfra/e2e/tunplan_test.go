@@ -91,7 +91,7 @@ const rsState = "ip -4 -o addr show dev tunl0 | awk '{print $4}'; ip -o link sho
 func TestApplyTwoRegionServesTrafficThroughTunnel(t *testing.T) {
 	reset(t)
 	out := mustTunplan(t, example, 0, "apply", "--auto-approve")
-	for _, want := range []string{"+ ipvs tcp/" + vip + ":80", "Apply complete!"} {
+	for _, want := range []string{"+ ipvs tcp/" + vip + ":80", "Apply complete! 3 hosts changed."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("apply output lacks %q:\n%s", want, out)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/host"
 )
 
@@ -81,15 +82,21 @@ func (o *applyOptions) confirm() (bool, error) {
 // converge applies in three phases so traffic never reaches a realserver that would drop it:
 // realservers add → directors (everything) → realservers remove.
 func (o *applyOptions) converge(f *fleet) error {
-	var directors, realservers []*member
+	// Each phase goes only to the hosts that have changes of its kind, so a phase with nothing to do
+	// does not overwrite what an earlier one reported.
+	var directors, rsAdd, rsRemove []*member
 	for _, m := range f.members {
-		if len(m.resp.Changes) == 0 {
-			continue
-		}
-		if m.isDirector() {
+		adds, removes := countKinds(m.resp.Changes)
+		switch {
+		case m.isDirector() && adds+removes > 0:
 			directors = append(directors, m)
-		} else {
-			realservers = append(realservers, m)
+		case !m.isDirector():
+			if adds > 0 {
+				rsAdd = append(rsAdd, m)
+			}
+			if removes > 0 {
+				rsRemove = append(rsRemove, m)
+			}
 		}
 	}
 	runID, actor := newRunID(), actor()
@@ -99,7 +106,7 @@ func (o *applyOptions) converge(f *fleet) error {
 		})
 		return len(f.failed()) == 0
 	}
-	ok := phase(realservers, host.PhaseAdd) && phase(directors, host.PhaseAll) && phase(realservers, host.PhaseRemove)
+	ok := phase(rsAdd, host.PhaseAdd) && phase(directors, host.PhaseAll) && phase(rsRemove, host.PhaseRemove)
 	fmt.Fprintln(o.io.Out)
 	changed := 0
 	for _, m := range f.members {
@@ -143,6 +150,18 @@ func (o *applyOptions) undo(f *fleet, runID, actor string) error {
 	}
 	fmt.Fprintf(o.io.Out, "Apply failed (--atomic): rolled back %s changed in this run: %s.\n", plural(len(undone), "host"), strings.Join(undone, ", "))
 	return errReported
+}
+
+// countKinds counts additions/updates and removals.
+func countKinds(cs []change.Change) (adds, removes int) {
+	for _, c := range cs {
+		if c.Action == change.Delete {
+			removes++
+		} else {
+			adds++
+		}
+	}
+	return adds, removes
 }
 
 func outcomeOf(m *member) string {
