@@ -6,7 +6,7 @@ HELPER  := cmd/tunplan/helperbin/bin
 LDFLAGS := -s -w
 export CGO_ENABLED := 0
 
-.PHONY: all build helper tunplan deps test unit labtest lab demo vet clean
+.PHONY: all build helper tunplan deps test unit labtest lab demo bench vet clean
 
 all: build
 
@@ -45,6 +45,12 @@ lab: deps
 # The main job: build tunplan, boot the lab and let tunplan apply examples/two-region to it.
 demo: deps tunplan
 	$(GO) run ./testinfra/lab/cmd/lab -tunplan $(CURDIR)/bin/tunplan
+
+# Benchmarks inside the lab VM against ipvsadm-restore, keepalived and Ansible; writes
+# testinfra/bench/results.{json,md}. BENCH_ARGS='-runs 5 -only ipvs' narrows or deepens a run.
+bench: deps helper
+	$(GO) build -o bin/bench ./testinfra/bench
+	bin/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf bin $(HELPER)/tunplan-helper-*

@@ -4,7 +4,8 @@
 # the lab's initramfs, and the real tools every lab host runs.
 set -euo pipefail
 pkgs=(qemu-system-x86 linux-image-amd64 busybox-static openssh-server openssh-client nginx-light
-      ipvsadm curl tcpdump iproute2 kmod procps util-linux coreutils ruby vagrant)
+      ipvsadm curl tcpdump iproute2 kmod procps util-linux coreutils ruby vagrant sudo
+      keepalived ansible)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

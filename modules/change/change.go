@@ -62,9 +62,14 @@ type Change struct {
 
 // Step is a Change together with the function that makes it on the host. Modules build steps from
 // desired and current state without touching the host; the engine decides which steps run.
+//
+// A module that pipelines its writes (IPVS) makes Do queue the request and sets Flush, which waits
+// until every queued request has been answered and returns the first error. The engine flushes
+// before a step of another kind runs, before it reads facts again, and at the end.
 type Step struct {
 	Change
-	Do func() error
+	Do    func() error
+	Flush func() error
 }
 
 // Changes lists the changes of steps, in order.

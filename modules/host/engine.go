@@ -225,14 +225,37 @@ func (e *Engine) converge(req Request, resp *Response) error {
 	return nil
 }
 
-// run executes steps in order; FaultAt injects a failure before one of them.
-func (e *Engine) run(steps []change.Step) error {
+// run executes steps in order; FaultAt injects a failure before one of them. Pipelined steps are
+// flushed before a step that is not of their kind and at the end, so the host is settled on return.
+func (e *Engine) run(steps []change.Step) (err error) {
+	var pending func() error
+	flush := func() error {
+		if pending == nil {
+			return nil
+		}
+		f := pending
+		pending = nil
+		return f()
+	}
+	defer func() {
+		if ferr := flush(); err == nil {
+			err = ferr
+		}
+	}()
 	for i, s := range steps {
 		if e.FaultAt == i+1 {
 			return fmt.Errorf("injected fault before step %d (%s)", i+1, s.Address)
 		}
+		if s.Flush == nil || (i > 0 && steps[i-1].Module != s.Module) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		if err := s.Do(); err != nil {
 			return err
+		}
+		if s.Flush != nil {
+			pending = s.Flush
 		}
 	}
 	return nil

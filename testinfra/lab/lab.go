@@ -52,7 +52,11 @@ func Main(m *testing.M) {
 // Run boots a VM and runs argv in it, in the current directory, with every TUNPLAN_* variable passed
 // through and TUNPLAN_LAB_INSIDE=1; argv is expected to call Main or Start. It returns argv's exit
 // code.
-func Run(argv []string) (int, error) {
+func Run(argv []string) (int, error) { return RunCollect(argv, nil) }
+
+// RunCollect is Run, then collect(dir) with the run's directory (the VM's /labrun) before it is
+// removed: how a program inside the VM hands files back to the machine that booted it.
+func RunCollect(argv []string, collect func(dir string) error) (int, error) {
 	if len(argv) == 0 {
 		return -1, errors.New("lab: nothing to run")
 	}
@@ -87,7 +91,11 @@ func Run(argv []string) (int, error) {
 		b.WriteString(" " + shellQuote(a))
 	}
 	b.WriteString("\n")
-	return vm.Run(b.String())
+	code, err := vm.Run(b.String())
+	if err == nil && collect != nil {
+		err = collect(vm.Dir)
+	}
+	return code, err
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

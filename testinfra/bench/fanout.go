@@ -1,0 +1,5 @@
+package main
+
+import "errors"
+
+func benchFanout(b *Bench) error { return errors.New("fanout: not written yet") }

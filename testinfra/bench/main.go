@@ -1,0 +1,196 @@
+// Command bench is `make bench`: it boots the lab VM and, inside it, measures tunplan against its
+// peers on the same kernel in the same run — the helper against ipvsadm-restore and keepalived for a
+// 10,000-destination IPVS table, tunplan against Ansible for a fan-out to 8, 32 and 64 hosts, the
+// helper's upload, and the CLI's peak memory for a 1,000-host plan. It writes
+// testinfra/bench/results.json (medians, the keys the performance issue names) and results.md (the
+// table the README quotes).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tunplan/tunplan/testinfra/lab"
+)
+
+var (
+	runs = flag.Int("runs", 3, "runs of each measurement; the median is reported")
+	only = flag.String("only", "", "comma-separated benchmarks to run (ipvs, fanout, plan); default all")
+)
+
+// Bench collects the figures of one run.
+type Bench struct {
+	Runs   int
+	Values map[string]float64 // results.json: key → median
+	Rows   []Row              // results.md, in order
+}
+
+// Row is one line of the table: tunplan's figure, the peer's, and their ratio.
+type Row struct {
+	What, Unit     string
+	Tunplan        float64
+	Peer           string
+	PeerValue      float64 // 0: no peer
+	Target, Detail string
+}
+
+func main() {
+	flag.Parse()
+	if !lab.Inside() {
+		if err := outside(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	b := &Bench{Runs: *runs, Values: map[string]float64{}}
+	err := inside(b)
+	if werr := b.write(lab.RunDir()); err == nil {
+		err = werr
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// outside builds tunplan and the helper, boots the lab with this program inside, and copies the
+// results back into testinfra/bench.
+func outside() error {
+	dir, err := os.MkdirTemp("", "tunplan-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, args := range [][]string{
+		{"make", "-s", "helper"},
+		{"go", "build", "-trimpath", "-o", filepath.Join(dir, "tunplan"), "./cmd/tunplan"},
+		{"go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir, "tunplan-helper"), "./cmd/tunplan-helper"},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%v: %w", args, err)
+		}
+	}
+	os.Setenv("TUNPLAN_BIN", filepath.Join(dir, "tunplan"))
+	os.Setenv("TUNPLAN_HELPER", filepath.Join(dir, "tunplan-helper"))
+	code, err := lab.RunCollect(os.Args, func(run string) error {
+		for _, f := range []string{"results.json", "results.md"} {
+			b, err := os.ReadFile(filepath.Join(run, f))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join("testinfra", "bench", f), b, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil && code != 0 {
+		err = fmt.Errorf("the benchmark inside the VM exited %d", code)
+	}
+	if err == nil {
+		md, _ := os.ReadFile(filepath.Join("testinfra", "bench", "results.md"))
+		fmt.Printf("\n%s", md)
+	}
+	return err
+}
+
+func inside(b *Bench) error {
+	if err := lab.Start(); err != nil {
+		return err
+	}
+	defer lab.Stop()
+	benches := []struct {
+		name string
+		run  func(*Bench) error
+	}{{"ipvs", benchIPVS}, {"fanout", benchFanout}, {"plan", benchPlan}}
+	for _, bn := range benches {
+		if *only != "" && !strings.Contains(","+*only+",", ","+bn.name+",") {
+			continue
+		}
+		fmt.Printf("bench: %s\n", bn.name)
+		if err := bn.run(b); err != nil {
+			return fmt.Errorf("%s: %w", bn.name, err)
+		}
+	}
+	return nil
+}
+
+// median runs measure b.Runs times and returns the median of what it returned.
+func (b *Bench) median(measure func() (float64, error)) (float64, error) {
+	var xs []float64
+	for i := 0; i < b.Runs; i++ {
+		x, err := measure()
+		if err != nil {
+			return 0, err
+		}
+		xs = append(xs, x)
+	}
+	sort.Float64s(xs)
+	return xs[len(xs)/2], nil
+}
+
+// seconds times fn.
+func seconds(fn func() error) (float64, error) {
+	start := time.Now()
+	err := fn()
+	return time.Since(start).Seconds(), err
+}
+
+func (b *Bench) set(key string, v float64) {
+	b.Values[key] = v
+	fmt.Printf("bench:   %s = %.4g\n", key, v)
+}
+
+func (b *Bench) row(r Row) { b.Rows = append(b.Rows, r) }
+
+// write stores results.json and results.md in dir.
+func (b *Bench) write(dir string) error {
+	out := map[string]any{"runs": b.Runs, "kernel": kernelRelease(), "date": time.Now().UTC().Format(time.RFC3339)}
+	for k, v := range b.Values {
+		out[k] = v
+	}
+	j, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	var md strings.Builder
+	fmt.Fprintf(&md, "Medians of %d runs, lab VM (qemu TCG, 2 vCPUs, kernel %s), %s.\n\n", b.Runs, kernelRelease(), time.Now().UTC().Format("2006-01-02"))
+	md.WriteString("| measurement | tunplan | peer | peer's figure | tunplan/peer | target |\n|---|---|---|---|---|---|\n")
+	for _, r := range b.Rows {
+		peer, pv, ratio := "—", "—", "—"
+		if r.PeerValue > 0 {
+			peer, pv, ratio = r.Peer, format(r.PeerValue, r.Unit), fmt.Sprintf("%.3f", r.Tunplan/r.PeerValue)
+		}
+		fmt.Fprintf(&md, "| %s | %s | %s | %s | %s | %s |\n", r.What, format(r.Tunplan, r.Unit), peer, pv, ratio, r.Target)
+	}
+	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(md.String()), 0o644)
+}
+
+func format(v float64, unit string) string {
+	switch unit {
+	case "s":
+		return fmt.Sprintf("%.3f s", v)
+	case "bytes":
+		return fmt.Sprintf("%.0f B", v)
+	}
+	return fmt.Sprintf("%g %s", v, unit)
+}
+
+func kernelRelease() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
