@@ -34,15 +34,39 @@ func main() {
 	}
 	req, err := decode(io.LimitReader(os.Stdin, maxRequest))
 	var resp host.Response
+	e := engine()
 	if err != nil {
 		resp = host.Response{Error: err.Error()}
 	} else {
-		resp = engine().Handle(req)
+		resp = e.Handle(req)
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(resp); err != nil {
-		// Nobody is listening any more; the result is recorded on the host.
+		// Nobody is listening any more; the outcome is recorded on the host for the next run.
 		os.Exit(3)
 	}
+	e.Delivered()
+}
+
+// session is the SSH connection the helper runs under: the CLI passes "$SSH_CONNECTION" as
+// --ssh-connection (sudo drops it from the environment), and the route back to the client names
+// the device its replies leave by.
+func session() *host.Session {
+	v := os.Getenv("SSH_CONNECTION")
+	for i, a := range os.Args {
+		if a == "--ssh-connection" && i+1 < len(os.Args) {
+			v = os.Args[i+1]
+		}
+	}
+	s := host.ParseSession(v)
+	if s == nil {
+		return nil
+	}
+	if routes, err := netlink.RouteGet(s.Client.Addr().AsSlice()); err == nil && len(routes) > 0 {
+		if l, err := netlink.LinkByIndex(routes[0].LinkIndex); err == nil {
+			s.Device = l.Attrs().Name
+		}
+	}
+	return s
 }
 
 func decode(r io.Reader) (host.Request, error) {
@@ -63,7 +87,9 @@ func engine() *host.Engine {
 		Sysctl:     sysctl.Proc{},
 		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request
 		IPVS:       cipvs.New,
+		Session:    session(),
 		FaultAt:    faultAt(),
+		FaultDelay: faultDelay(),
 	}
 }
 

@@ -25,10 +25,15 @@ type Engine struct {
 	Tunnel     tunnel.Kernel
 	IPVS       func() (ipvs.Kernel, error) // opened only when a service is in scope
 	Now        func() time.Time
-	// FaultAt, when > 0, fails the apply before its FaultAt-th step (test builds only).
-	FaultAt int
+	// Session is the SSH connection the request came over; changes that would cut it are refused.
+	Session *Session
+	// FaultAt, when > 0, fails the apply before its FaultAt-th step; FaultDelay sleeps before each
+	// step, so a test can cut the connection mid-apply (test builds only).
+	FaultAt    int
+	FaultDelay time.Duration
 
-	ipvs ipvs.Kernel
+	ipvs    ipvs.Kernel
+	lastRun *LastRun // recorded by the latest apply or rollback of this process
 }
 
 // Handle answers one request. Errors are reported in the response, never as a crash.
@@ -41,8 +46,15 @@ func (e *Engine) Handle(req Request) Response {
 		if steps, err = e.plan(req.Desired, e.latestState()); err == nil {
 			resp.Changes = change.Changes(steps)
 		}
+		resp.LastRun = e.lastRunToTell()
 	case OpApply, OpRollback:
-		err = e.locked(req.Actor, func() error { return e.converge(req, &resp) })
+		err = e.locked(req.Actor, time.Duration(req.LockWaitMS)*time.Millisecond, func() error {
+			err := e.converge(req, &resp)
+			if rerr := e.recordLastRun(req, resp, err); rerr != nil && err == nil {
+				err = rerr
+			}
+			return err
+		})
 	case OpHistory:
 		resp.Generations, err = e.generations()
 	default:
@@ -131,6 +143,9 @@ func (e *Engine) plan(want, owned State) ([]change.Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.Session.check(want, cur); err != nil {
+		return nil, err
+	}
 	return e.steps(want, cur), nil
 }
 
@@ -182,6 +197,9 @@ func (e *Engine) converge(req Request, resp *Response) error {
 	sc := scopeOf(want, owned)
 	snapshot, err := e.facts(sc)
 	if err != nil {
+		return err
+	}
+	if err := e.Session.check(want, snapshot); err != nil {
 		return err
 	}
 	steps := filterPhase(e.steps(want, snapshot), req.Phase)
@@ -246,6 +264,7 @@ func (e *Engine) run(steps []change.Step) (err error) {
 		if e.FaultAt == i+1 {
 			return fmt.Errorf("injected fault before step %d (%s)", i+1, s.Address)
 		}
+		time.Sleep(e.FaultDelay)
 		if s.Flush == nil || (i > 0 && steps[i-1].Module != s.Module) {
 			if err := flush(); err != nil {
 				return err
@@ -265,7 +284,7 @@ func (e *Engine) run(steps []change.Step) (err error) {
 func (e *Engine) restore(sc scope, snapshot State, cause error, resp *Response) error {
 	cur, err := e.facts(sc)
 	if err == nil {
-		e.FaultAt = 0 // the fault is in the apply, not in its restore
+		e.FaultAt, e.FaultDelay = 0, 0 // the fault is in the apply, not in its restore
 		err = e.run(e.steps(snapshot, cur))
 	}
 	if err != nil {

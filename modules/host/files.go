@@ -2,8 +2,10 @@ package host
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,8 +57,9 @@ func mkdirPrivate(dirs ...string) error {
 }
 
 // locked runs fn holding the host lock (flock on Dir/lock). The kernel drops a flock when its holder
-// dies, so a lock left by a dead process is simply free. A held lock fails at once, naming its holder.
-func (e *Engine) locked(actor string, fn func() error) error {
+// dies, so a lock left by a dead process is simply free. A held lock is waited for up to wait, then
+// fails, naming its holder.
+func (e *Engine) locked(actor string, wait time.Duration, fn func() error) error {
 	if err := mkdirPrivate(e.Dir); err != nil {
 		return err
 	}
@@ -66,12 +69,83 @@ func (e *Engine) locked(actor string, fn func() error) error {
 		return err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
-		return fmt.Errorf("host is locked by another tunplan run (%s)", strings.TrimSpace(string(holder)))
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("lock %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			holder, _ := os.ReadFile(path)
+			msg := fmt.Sprintf("host is locked by another tunplan run (%s)", strings.TrimSpace(string(holder)))
+			if wait > 0 {
+				msg += fmt.Sprintf("; gave up after waiting %v", wait)
+			}
+			return errors.New(msg)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+" since "+time.Now().UTC().Format(time.RFC3339)+" by "+actor+"\n"), 0)
 	return fn()
+}
+
+func (e *Engine) lastRunPath() string { return filepath.Join(e.Dir, "last-run.json") }
+
+// recordLastRun writes the outcome of an apply or rollback before the helper answers: if the answer
+// never reaches the CLI, the next run still learns what happened.
+func (e *Engine) recordLastRun(req Request, resp Response, err error) error {
+	rec := LastRun{Op: req.Op, RunID: req.RunID, Actor: req.Actor, Time: e.now(), Outcome: resp.Outcome,
+		Changes: len(resp.Changes), Generation: resp.Generation}
+	if err != nil {
+		rec.Error = err.Error()
+		if rec.Outcome == "" {
+			rec.Outcome = "failed"
+		}
+	}
+	e.lastRun = &rec
+	if werr := writeJSON(e.lastRunPath(), rec); werr != nil {
+		return fmt.Errorf("record the outcome: %w", werr)
+	}
+	return nil
+}
+
+// Delivered marks the latest run of this process as reported to its CLI (the helper wrote its
+// answer). It does nothing if another run holds the lock or has recorded a newer run since.
+func (e *Engine) Delivered() {
+	if e.lastRun == nil {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(e.Dir, "lock"), os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	var cur LastRun
+	if readJSON(e.lastRunPath(), &cur) != nil || cur != *e.lastRun {
+		return
+	}
+	cur.Reported = true
+	_ = writeJSON(e.lastRunPath(), cur)
+}
+
+// lastRunToTell is the latest run when the operator may not know its outcome: its CLI never got the
+// answer, or restoring the snapshot failed.
+func (e *Engine) lastRunToTell() *LastRun {
+	var rec LastRun
+	if readJSON(e.lastRunPath(), &rec) != nil {
+		return nil
+	}
+	if rec.Reported && rec.Outcome != "restore-failed" {
+		return nil
+	}
+	return &rec
 }

@@ -47,6 +47,22 @@ type Request struct {
 	Phase   Phase  `json:"phase,omitempty"`  // for apply
 	To      *int   `json:"to,omitempty"`     // for rollback: the generation to restore; nil: the one before the current
 	Actor   string `json:"actor,omitempty"`  // user@machine running the CLI, recorded in generations
+	// LockWaitMS is how long apply and rollback wait for another run's lock; 0 fails at once.
+	LockWaitMS int64 `json:"lock_wait_ms,omitempty"`
+}
+
+// LastRun is the outcome of the latest apply or rollback, recorded on the host (Dir/last-run.json)
+// before the helper answers, so a run whose CLI lost the connection is still known to the next one.
+type LastRun struct {
+	Op         Op     `json:"op"`
+	RunID      string `json:"run_id,omitempty"`
+	Actor      string `json:"actor,omitempty"`
+	Time       string `json:"time"`                 // RFC 3339, when it finished
+	Outcome    string `json:"outcome"`              // as Response.Outcome, or "failed" before any change
+	Error      string `json:"error,omitempty"`      // why it did not apply
+	Changes    int    `json:"changes"`              // changes made (or attempted, for restored runs)
+	Generation int    `json:"generation,omitempty"` // the generation current afterwards
+	Reported   bool   `json:"reported"`             // the helper delivered its answer to the CLI
 }
 
 // Generation is one recorded state of the managed objects on a host.
@@ -68,5 +84,6 @@ type Response struct {
 	Generations []Generation    `json:"generations,omitempty"` // history
 	Outcome     string          `json:"outcome,omitempty"`     // "applied", "unchanged", "restored" (failed, snapshot put back), "restore-failed"
 	Warnings    []string        `json:"warnings,omitempty"`
+	LastRun     *LastRun        `json:"last_run,omitempty"` // diff: the latest apply or rollback, when it needs telling (not reported, or not applied)
 	Error       string          `json:"error,omitempty"`
 }

@@ -34,6 +34,7 @@ manages first and restores that snapshot if a change fails.`,
 	}
 	cmd.Flags().BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for confirmation")
 	cmd.Flags().BoolVar(&o.atomic, "atomic", false, "if any host fails, roll back every host this run changed")
+	g.addLockTimeout(cmd)
 	return cmd
 }
 
@@ -102,7 +103,7 @@ func (o *applyOptions) converge(f *fleet) error {
 	runID, actor := newRunID(), actor()
 	phase := func(ms []*member, p host.Phase) bool {
 		f.request(ms, func(m *member) host.Request {
-			return host.Request{Op: host.OpApply, Host: m.target.Name, Desired: m.desired, RunID: runID, Phase: p, Actor: actor}
+			return host.Request{Op: host.OpApply, Host: m.target.Name, Desired: m.desired, RunID: runID, Phase: p, Actor: actor, LockWaitMS: o.lockWait.Milliseconds()}
 		})
 		return len(f.failed()) == 0
 	}
@@ -138,7 +139,7 @@ func (o *applyOptions) undo(f *fleet, runID, actor string) error {
 		}
 	}
 	f.request(changed, func(m *member) host.Request {
-		return host.Request{Op: host.OpRollback, Host: m.target.Name, RunID: runID + "-undo", Actor: actor}
+		return host.Request{Op: host.OpRollback, Host: m.target.Name, RunID: runID + "-undo", Actor: actor, LockWaitMS: o.lockWait.Milliseconds()}
 	})
 	var undone []string
 	for _, m := range changed {

@@ -10,6 +10,7 @@ import (
 	"github.com/fatih/color"
 
 	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/host"
 )
 
 // hostChanges is what one host reported, ready to show.
@@ -20,6 +21,7 @@ type hostChanges struct {
 	Changes []change.Change `json:"changes"`
 	Outcome string          `json:"outcome,omitempty"`
 	Error   string          `json:"error,omitempty"`
+	LastRun *host.LastRun   `json:"last_run,omitempty"` // the latest apply/rollback, when its outcome may be news
 }
 
 // tally counts changes by action.
@@ -48,7 +50,7 @@ func collect(ms []*member) ([]hostChanges, tally) {
 	var out []hostChanges
 	var t tally
 	for _, m := range ms {
-		hc := hostChanges{Host: m.target.Name, Role: m.target.Role, Address: m.target.Address, Changes: m.resp.Changes, Outcome: m.resp.Outcome}
+		hc := hostChanges{Host: m.target.Name, Role: m.target.Role, Address: m.target.Address, Changes: m.resp.Changes, Outcome: m.resp.Outcome, LastRun: m.resp.LastRun}
 		if hc.Changes == nil {
 			hc.Changes = []change.Change{}
 		}
@@ -76,6 +78,9 @@ func renderHuman(io *IOStreams, w io.Writer, hosts []hostChanges) {
 		change.Delete: red,
 	}
 	for _, h := range hosts {
+		if r := h.LastRun; r != nil {
+			fmt.Fprintf(w, "%s\n", io.paint(color.FgYellow)(lastRunNote(h.Host, r)))
+		}
 		head := fmt.Sprintf("# %s (%s, %s)", h.Host, h.Role, h.Address)
 		switch {
 		case h.Error != "":
@@ -94,6 +99,22 @@ func renderHuman(io *IOStreams, w io.Writer, hosts []hostChanges) {
 			fmt.Fprintf(w, "  %s %-*s  %s\n", sym[c.Action](string(rune(c.Action))), width, c.Address, value(c))
 		}
 	}
+}
+
+// lastRunNote tells what a run whose answer never reached its CLI (or whose restore failed) did.
+func lastRunNote(name string, r *host.LastRun) string {
+	s := fmt.Sprintf("! %s: the last %s (run %s by %s, finished %s) ", name, r.Op, r.RunID, r.Actor, r.Time)
+	if !r.Reported {
+		s += "lost its connection before reporting; "
+	}
+	s += "outcome: " + r.Outcome
+	if r.Outcome == "applied" {
+		s += fmt.Sprintf(", generation %d", r.Generation)
+	}
+	if r.Error != "" {
+		s += " (" + r.Error + ")"
+	}
+	return s
 }
 
 func value(c change.Change) string {

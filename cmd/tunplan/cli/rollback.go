@@ -29,6 +29,7 @@ generation N. A rollback is recorded as a new generation, so it can itself be ro
 	}
 	cmd.Flags().IntVar(&o.to, "to", -1, "restore generation N instead of the previous one (0: the host before tunplan first changed it)")
 	cmd.Flags().BoolVar(&o.list, "list", false, "list the generations recorded on each host and change nothing")
+	g.addLockTimeout(cmd)
 	return cmd
 }
 
@@ -60,7 +61,7 @@ func rollbackRun(o *rollbackOptions) error {
 	}
 	runID, who := newRunID(), actor()
 	f.request(targets, func(m *member) host.Request {
-		return host.Request{Op: host.OpRollback, Host: m.target.Name, To: to, RunID: runID, Actor: who}
+		return host.Request{Op: host.OpRollback, Host: m.target.Name, To: to, RunID: runID, Actor: who, LockWaitMS: o.lockWait.Milliseconds()}
 	})
 	hosts, t := collect(targets)
 	renderHuman(o.io, o.io.Out, hosts)

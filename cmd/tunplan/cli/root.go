@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -34,6 +35,12 @@ type globalOptions struct {
 	hosts    []string
 	vars     []string
 	parallel int
+	lockWait time.Duration // apply and rollback: --lock-timeout
+}
+
+// addLockTimeout registers --lock-timeout on a command that changes hosts.
+func (g *globalOptions) addLockTimeout(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&g.lockWait, "lock-timeout", 0, "wait this long (e.g. 30s) for another run's lock on a host instead of failing at once")
 }
 
 // Main runs tunplan with args and returns the process exit code.

@@ -1,0 +1,26 @@
+package cli
+
+import (
+	"testing"
+
+	"github.com/tunplan/tunplan/modules/host"
+)
+
+func TestLastRunNote(t *testing.T) {
+	cases := []struct {
+		run  host.LastRun
+		want string
+	}{
+		{host.LastRun{Op: host.OpApply, RunID: "r1", Actor: "alice@ops1", Time: "2026-11-25T10:00:00Z", Outcome: "applied", Generation: 3},
+			"! lvs01: the last apply (run r1 by alice@ops1, finished 2026-11-25T10:00:00Z) lost its connection before reporting; outcome: applied, generation 3"},
+		{host.LastRun{Op: host.OpApply, RunID: "r2", Actor: "bob@ops2", Time: "2026-11-25T11:00:00Z", Outcome: "restored", Error: "ipvs: create: file exists"},
+			"! lvs01: the last apply (run r2 by bob@ops2, finished 2026-11-25T11:00:00Z) lost its connection before reporting; outcome: restored (ipvs: create: file exists)"},
+		{host.LastRun{Op: host.OpRollback, RunID: "r3", Actor: "carol@ops3", Time: "2026-11-25T12:00:00Z", Outcome: "restore-failed", Error: "boom", Reported: true},
+			"! lvs01: the last rollback (run r3 by carol@ops3, finished 2026-11-25T12:00:00Z) outcome: restore-failed (boom)"},
+	}
+	for _, c := range cases {
+		if got := lastRunNote("lvs01", &c.run); got != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package host
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tunplan/tunplan/modules/ipvs"
+	"github.com/tunplan/tunplan/modules/tunnel"
+)
+
+// holdLock takes the host lock as another run would, until the returned func is called.
+func holdLock(t *testing.T, e *Engine) func() {
+	t.Helper()
+	if err := mkdirPrivate(e.Dir); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(e.Dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	return func() { lock.Close() }
+}
+
+func TestLockWaitTakesTheLockOnceFree(t *testing.T) {
+	f := newFake()
+	e := newEngine(t, f)
+	release := holdLock(t, e)
+	time.AfterFunc(300*time.Millisecond, release)
+	resp := e.Handle(Request{Op: OpApply, Desired: director("rr", 1, 1), LockWaitMS: 5000})
+	if resp.Error != "" || resp.Outcome != "applied" {
+		t.Fatalf("apply waiting for the lock: %+v", resp)
+	}
+}
+
+func TestLockWaitGivesUp(t *testing.T) {
+	f := newFake()
+	e := newEngine(t, f)
+	defer holdLock(t, e)()
+	start := time.Now()
+	resp := e.Handle(Request{Op: OpApply, Desired: director("rr", 1, 1), LockWaitMS: 300})
+	if !strings.Contains(resp.Error, "locked by another tunplan run") || !strings.Contains(resp.Error, "gave up after waiting 300ms") || len(f.svcs) != 0 {
+		t.Fatalf("response %+v", resp)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Errorf("gave up after %v, before the 300ms wait", waited)
+	}
+}
+
+// TestLastRunIsToldUntilReported: the outcome is recorded before the helper answers; diff tells it
+// until the helper has delivered its answer, and always tells a failed restore.
+func TestLastRunIsToldUntilReported(t *testing.T) {
+	f := newFake()
+	e := newEngine(t, f)
+	want := director("rr", 1, 1)
+	if d := mustHandle(t, e, Request{Op: OpDiff, Desired: want}); d.LastRun != nil {
+		t.Fatalf("fresh host has a last run: %+v", d.LastRun)
+	}
+	mustHandle(t, e, Request{Op: OpApply, Desired: want, RunID: "r1", Actor: "alice@ops1"})
+	// A second engine is the next tunplan run: it only knows what the host recorded.
+	next := &Engine{Dir: e.Dir, SysctlFile: e.SysctlFile, Kmod: f, Sysctl: fakeSysctl{f}, Tunnel: f, IPVS: e.IPVS, Now: e.Now}
+	d := mustHandle(t, next, Request{Op: OpDiff, Desired: want})
+	wantRun := LastRun{Op: OpApply, RunID: "r1", Actor: "alice@ops1", Time: "2026-11-25T00:00:00Z", Outcome: "applied", Changes: 9, Generation: 1}
+	if d.LastRun == nil || *d.LastRun != wantRun {
+		t.Fatalf("last run before delivery: %+v, want %+v", d.LastRun, wantRun)
+	}
+	e.Delivered()
+	if d := mustHandle(t, next, Request{Op: OpDiff, Desired: want}); d.LastRun != nil {
+		t.Errorf("last run told after delivery: %+v", d.LastRun)
+	}
+
+	// A reported run whose restore failed is told until a later run records another outcome.
+	failed := wantRun
+	failed.Outcome, failed.Error, failed.Reported = "restore-failed", "ipvs: update: refused; restoring the snapshot also failed: refused", true
+	if err := writeJSON(next.lastRunPath(), failed); err != nil {
+		t.Fatal(err)
+	}
+	if d := mustHandle(t, next, Request{Op: OpDiff, Desired: want}); d.LastRun == nil || *d.LastRun != failed {
+		t.Errorf("failed restore not told: %+v", d.LastRun)
+	}
+}
+
+func TestSessionGuard(t *testing.T) {
+	mgmt := netip.MustParseAddrPort("198.19.0.11:22")
+	session := &Session{Client: netip.MustParseAddrPort("198.19.0.1:40000"), Server: mgmt, Device: "eth0"}
+	pfx := func(s string) []netip.Prefix { return []netip.Prefix{netip.MustParsePrefix(s)} }
+	withLinks := func(s State, links ...tunnel.Link) State { s.Links = links; return s }
+	cases := []struct {
+		name      string
+		want, cur State
+		refuse    string // "" = allowed
+	}{
+		{"the normal director", director("rr", 1, 1), State{}, ""},
+		{"removes the session's address", State{}, withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")}),
+			"the plan would remove 198.19.0.11/32 from tunl0, the address this session arrives on"},
+		{"keeps the session's address", withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")}),
+			withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")}), ""},
+		{"VIP is the client's address", withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.1/32")}), State{},
+			"the plan would put 198.19.0.1/32 on tunl0, which holds this session's client address 198.19.0.1"},
+		{"prefix holds the client", withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.0/24")}), State{}, "which holds this session's client address"},
+		{"takes the reply device down", withLinks(State{}, tunnel.Link{Name: "eth0", Down: true, Addresses: []netip.Prefix{}}), State{},
+			"the plan would take eth0 down, the device the replies to this session leave by"},
+		{"IPVS on the SSH port", State{Services: []ipvs.Service{{Protocol: "tcp", Address: mgmt.Addr(), Port: 22, Scheduler: "rr"}}}, State{},
+			"the plan would make tcp/198.19.0.11:22 an IPVS service"},
+		{"IPVS on another port of the address", State{Services: []ipvs.Service{{Protocol: "tcp", Address: mgmt.Addr(), Port: 80, Scheduler: "rr"}}}, State{}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := session.check(c.want, c.cur)
+			switch {
+			case c.refuse == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.refuse != "" && (err == nil || !strings.Contains(err.Error(), c.refuse) || !strings.Contains(err.Error(), "refusing to cut this SSH session (198.19.0.1:40000 -> 198.19.0.11:22)")):
+				t.Errorf("got %v, want refusal containing %q", err, c.refuse)
+			}
+		})
+	}
+	var none *Session
+	if err := none.check(State{}, withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")})); err != nil {
+		t.Errorf("no session: %v", err)
+	}
+}
+
+// TestSessionGuardStopsApplyAndDiff: the refusal comes before anything changes.
+func TestSessionGuardStopsApplyAndDiff(t *testing.T) {
+	f := newFake()
+	e := newEngine(t, f)
+	e.Session = ParseSession("198.18.48.180 40000 198.19.0.11 22")
+	if e.Session == nil {
+		t.Fatal("ParseSession failed")
+	}
+	for _, op := range []Op{OpDiff, OpApply} {
+		resp := e.Handle(Request{Op: op, Desired: director("rr", 1, 1)})
+		if !strings.Contains(resp.Error, "refusing to cut this SSH session") || len(f.modules) != 0 {
+			t.Errorf("%s: %+v; kernel:\n%s", op, resp, f.dump())
+		}
+	}
+	for _, bad := range []string{"", "198.19.0.1 40000 198.19.0.11", "x 1 198.19.0.11 22", "198.19.0.1 70000 198.19.0.11 22"} {
+		if s := ParseSession(bad); s != nil {
+			t.Errorf("ParseSession(%q) = %+v", bad, s)
+		}
+	}
+}
