@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"strings"
@@ -174,11 +175,17 @@ func (c *Conn) Run(req host.Request) (host.Response, error) {
 	if err != nil {
 		return resp, err
 	}
-	cmd := c.helper
+	// The login shell expands SSH_CONNECTION before sudo would drop it: the helper refuses changes
+	// that would cut this session.
+	cmd := c.helper + ` --ssh-connection "$SSH_CONNECTION"`
 	if c.Target.Sudo {
 		cmd = "sudo -n " + cmd
 	}
 	out, err := c.exec(cmd, in)
+	var missing *ssh.ExitMissingError
+	if errors.As(err, &missing) || errors.Is(err, io.EOF) {
+		return resp, fmt.Errorf("host %s: the connection was lost before the helper answered; it finishes or restores on its own, and `tunplan diff` reports its outcome", c.Target.Name)
+	}
 	if err != nil {
 		return resp, fmt.Errorf("host %s: helper: %w", c.Target.Name, err)
 	}

@@ -29,15 +29,7 @@ func TestFaultAtEveryStepRestoresSnapshot(t *testing.T) {
 	if err := os.WriteFile(reqFile, req, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The hosts have a private /tmp: run the helper from the lab's shared run directory.
-	bin, err := os.ReadFile(os.Getenv("TUNPLAN_FAULT_HELPER"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	helper := filepath.Join(lab.RunDir(), "tunplan-helper-faultinject")
-	if err := os.WriteFile(helper, bin, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	helper := faultHelper(t)
 	faulted := 0
 	for n := 1; n < 20; n++ {
 		reset(t)
@@ -66,6 +58,21 @@ func TestFaultAtEveryStepRestoresSnapshot(t *testing.T) {
 	if faulted < 3 {
 		t.Errorf("only %d steps faulted: the changed plan should take several steps", faulted)
 	}
+}
+
+// faultHelper puts the fault-injection build of the helper where every lab host can run it (the
+// hosts have a private /tmp) and returns its path.
+func faultHelper(t *testing.T) string {
+	t.Helper()
+	bin, err := os.ReadFile(os.Getenv("TUNPLAN_FAULT_HELPER"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(lab.RunDir(), "tunplan-helper-faultinject")
+	if err := os.WriteFile(helper, bin, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return helper
 }
 
 // directorState is the director's kernel state the issue compares.
