@@ -136,8 +136,14 @@ func (b *Bench) median(measure func() (float64, error)) (float64, error) {
 		}
 		xs = append(xs, x)
 	}
-	sort.Float64s(xs)
-	return xs[len(xs)/2], nil
+	return middle(xs), nil
+}
+
+// middle is the median of xs (the upper one of an even count).
+func middle(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 // seconds times fn.

@@ -28,13 +28,15 @@ func prepareKeys(dir string) error {
 	var known strings.Builder
 	for _, h := range hosts {
 		hdir := filepath.Join(dir, "hosts", h.Name)
-		if err := os.MkdirAll(hdir, 0o700); err != nil {
+		// Readable by all, as ~/.ssh would be: sshd reads authorized_keys as the user logging in,
+		// and the sudo tests log in as a user that is not root.
+		if err := os.MkdirAll(hdir, 0o755); err != nil {
 			return fmt.Errorf("lab: %w", err)
 		}
 		if err := keygen(filepath.Join(hdir, "ssh_host_ed25519_key")); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(hdir, "authorized_keys"), pub, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(hdir, "authorized_keys"), pub, 0o644); err != nil {
 			return fmt.Errorf("lab: %w", err)
 		}
 		hostPub, err := os.ReadFile(filepath.Join(hdir, "ssh_host_ed25519_key.pub"))

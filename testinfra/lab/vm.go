@@ -48,6 +48,9 @@ func NewVM() (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
+	if err := os.Chmod(dir, 0o755); err != nil { // non-root lab users reach authorized_keys through it
+		return nil, fmt.Errorf("lab: %w", err)
+	}
 	keep := os.Getenv("TUNPLAN_LAB_KEEP") == "1"
 	return &VM{Dir: dir, Kernel: kernel, Memory: 3072, Timeout: timeout, Keep: keep, Stdout: os.Stdout}, nil
 }
