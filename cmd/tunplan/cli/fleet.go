@@ -40,6 +40,8 @@ type member struct {
 	sess    Session
 	resp    host.Response
 	err     error
+	// uploaded is how many helper bytes connecting sent to the host (0 when it had the helper).
+	uploaded int64
 }
 
 func (m *member) isDirector() bool { return strings.Contains(m.target.Role, "director") }
@@ -73,6 +75,9 @@ func (f *fleet) each(members []*member, fn func(*member)) {
 func (f *fleet) connect(dial Connector) {
 	f.each(f.members, func(m *member) {
 		m.sess, m.err = dial(m.target)
+		if c, ok := m.sess.(*inventory.Conn); ok {
+			m.uploaded = c.Uploaded
+		}
 	})
 }
 

@@ -22,6 +22,8 @@ type hostChanges struct {
 	Outcome string          `json:"outcome,omitempty"`
 	Error   string          `json:"error,omitempty"`
 	LastRun *host.LastRun   `json:"last_run,omitempty"` // the latest apply/rollback, when its outcome may be news
+	// Uploaded counts the helper bytes this run sent to the host: 0 when its helper was current.
+	Uploaded int64 `json:"-"`
 }
 
 // tally counts changes by action.
@@ -50,7 +52,7 @@ func collect(ms []*member) ([]hostChanges, tally) {
 	var out []hostChanges
 	var t tally
 	for _, m := range ms {
-		hc := hostChanges{Host: m.target.Name, Role: m.target.Role, Address: m.target.Address, Changes: m.resp.Changes, Outcome: m.resp.Outcome, LastRun: m.resp.LastRun}
+		hc := hostChanges{Host: m.target.Name, Role: m.target.Role, Address: m.target.Address, Changes: m.resp.Changes, Outcome: m.resp.Outcome, LastRun: m.resp.LastRun, Uploaded: m.uploaded}
 		if hc.Changes == nil {
 			hc.Changes = []change.Change{}
 		}
@@ -99,6 +101,27 @@ func renderHuman(io *IOStreams, w io.Writer, hosts []hostChanges) {
 			fmt.Fprintf(w, "  %s %-*s  %s\n", sym[c.Action](string(rune(c.Action))), width, c.Address, value(c))
 		}
 	}
+	if line := uploadLine(hosts); line != "" {
+		fmt.Fprintln(w, line)
+	}
+}
+
+// uploadLine tells how much of the helper this run sent, when it sent any: the helper goes to a
+// host once per helper version, so a line here means new hosts or a new tunplan release.
+//
+//	Uploaded the helper to 3 hosts: 9966054 bytes (10.0 MB).
+func uploadLine(hosts []hostChanges) string {
+	n, total := 0, int64(0)
+	for _, h := range hosts {
+		if h.Uploaded > 0 {
+			n++
+			total += h.Uploaded
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Uploaded the helper to %s: %d bytes (%.1f MB).", plural(n, "host"), total, float64(total)/1e6)
 }
 
 // lastRunNote tells what a run whose answer never reached its CLI (or whose restore failed) did.
