@@ -138,7 +138,8 @@ func (e *Engine) Delivered() {
 }
 
 // lastRunToTell is the latest run when the operator may not know its outcome: its CLI never got the
-// answer, or restoring the snapshot failed.
+// answer (told once: delivering this diff marks it reported), or restoring the snapshot failed (told
+// until a later run records another outcome).
 func (e *Engine) lastRunToTell() *LastRun {
 	var rec LastRun
 	if readJSON(e.lastRunPath(), &rec) != nil {
@@ -147,5 +148,7 @@ func (e *Engine) lastRunToTell() *LastRun {
 	if rec.Reported && rec.Outcome != "restore-failed" {
 		return nil
 	}
+	told := rec
+	e.lastRun = &told
 	return &rec
 }

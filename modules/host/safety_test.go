@@ -75,6 +75,17 @@ func TestLastRunIsToldUntilReported(t *testing.T) {
 	if d := mustHandle(t, next, Request{Op: OpDiff, Desired: want}); d.LastRun != nil {
 		t.Errorf("last run told after delivery: %+v", d.LastRun)
 	}
+	// An undelivered run is told once: the diff that tells it, once delivered, marks it reported.
+	mustHandle(t, e, Request{Op: OpApply, Desired: director("wrr", 1, 1), RunID: "r2"})
+	for i, wantTold := range []bool{true, true, false} {
+		d := mustHandle(t, next, Request{Op: OpDiff, Desired: want})
+		if (d.LastRun != nil) != wantTold || (d.LastRun != nil && d.LastRun.RunID != "r2") {
+			t.Errorf("diff %d: last run %+v, want told=%v", i, d.LastRun, wantTold)
+		}
+		if i == 1 {
+			next.Delivered()
+		}
+	}
 
 	// A reported run whose restore failed is told until a later run records another outcome.
 	failed := wantRun
