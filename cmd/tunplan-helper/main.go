@@ -15,9 +15,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	cipvs "github.com/cloudflare/ipvs"
-
 	"github.com/tunplan/tunplan/modules/host"
+	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
 	"github.com/tunplan/tunplan/modules/sysctl"
 )
@@ -86,7 +85,7 @@ func engine() *host.Engine {
 		Kmod:       kmod.System{},
 		Sysctl:     sysctl.Proc{},
 		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request
-		IPVS:       cipvs.New,
+		IPVS:       func() (ipvs.Kernel, error) { return ipvs.Open() },
 		Session:    session(),
 		FaultAt:    faultAt(),
 		FaultDelay: faultDelay(),

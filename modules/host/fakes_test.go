@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
 	"sort"
 
 	cipvs "github.com/cloudflare/ipvs"
 	"github.com/vishvananda/netlink"
+
+	"github.com/tunplan/tunplan/modules/ipvs"
 )
 
 // fakeKernel is an in-memory host: modules, /proc/sys, links with addresses, and an IPVS table that
@@ -21,7 +22,8 @@ type fakeKernel struct {
 	links   map[string]*fakeLink
 	svcs    map[string]*fakeSvc
 	failOn  string
-	calls   int // netlink/IPVS/sysctl writes
+	calls   int   // netlink/IPVS/sysctl writes
+	ipvsErr error // the first failed IPVS write since the last Flush
 }
 
 type fakeLink struct {
@@ -158,29 +160,60 @@ func (f *fakeKernel) AddrDel(l netlink.Link, a *netlink.Addr) error {
 func svcKey(s cipvs.Service) string     { return fmt.Sprintf("%d/%s:%d", s.Protocol, s.Address, s.Port) }
 func dstKey(d cipvs.Destination) string { return fmt.Sprintf("%s:%d", d.Address, d.Port) }
 
-func (f *fakeKernel) Info() (cipvs.Info, error)     { return cipvs.Info{}, nil }
-func (f *fakeKernel) Config() (cipvs.Config, error) { return cipvs.Config{}, nil }
-func (f *fakeKernel) SetConfig(cipvs.Config) error  { return nil }
-func (f *fakeKernel) Service(s cipvs.Service) (cipvs.ServiceExtended, error) {
-	fs, ok := f.svcs[svcKey(s)]
-	if !ok {
-		return cipvs.ServiceExtended{}, errors.New("no such service")
-	}
-	return cipvs.ServiceExtended{Service: fs.svc}, nil
-}
-
-func (f *fakeKernel) Services() ([]cipvs.ServiceExtended, error) {
-	var out []cipvs.ServiceExtended
+func (f *fakeKernel) Services() ([]cipvs.Service, error) {
+	var out []cipvs.Service
 	for _, s := range f.svcs {
 		svc := s.svc
 		svc.Flags |= cipvs.ServiceHashed // as the kernel reports it
-		out = append(out, cipvs.ServiceExtended{Service: svc})
+		out = append(out, svc)
 	}
-	sort.Slice(out, func(i, j int) bool { return svcKey(out[i].Service) < svcKey(out[j].Service) })
-	if len(out) == 0 {
-		return nil, os.ErrNotExist // as cloudflare/ipvs answers an empty dump
+	sort.Slice(out, func(i, j int) bool { return svcKey(out[i]) < svcKey(out[j]) })
+	return out, nil
+}
+
+func (f *fakeKernel) Destinations(svcs []cipvs.Service) ([][]cipvs.Destination, error) {
+	out := make([][]cipvs.Destination, len(svcs))
+	for i, s := range svcs {
+		fs, ok := f.svcs[svcKey(s)]
+		if !ok {
+			return nil, errors.New("no such service")
+		}
+		for _, d := range fs.dests {
+			out[i] = append(out[i], d)
+		}
 	}
 	return out, nil
+}
+
+// Queue applies an IPVS write at once; its failure is reported by Flush, as the batching client does.
+func (f *fakeKernel) Queue(w ipvs.Write) error {
+	var err error
+	switch w.Cmd {
+	case ipvs.NewService:
+		err = f.CreateService(w.Service)
+	case ipvs.SetService:
+		err = f.UpdateService(w.Service)
+	case ipvs.DelService:
+		err = f.RemoveService(w.Service)
+	case ipvs.NewDest:
+		err = f.CreateDestination(w.Service, w.Dest)
+	case ipvs.SetDest:
+		err = f.UpdateDestination(w.Service, w.Dest)
+	case ipvs.DelDest:
+		err = f.RemoveDestination(w.Service, w.Dest)
+	default:
+		err = fmt.Errorf("unknown command %d", w.Cmd)
+	}
+	if err != nil && f.ipvsErr == nil {
+		f.ipvsErr = fmt.Errorf("ipvs: %s: %w", w.Name, err)
+	}
+	return nil
+}
+
+func (f *fakeKernel) Flush() error {
+	err := f.ipvsErr
+	f.ipvsErr = nil
+	return err
 }
 
 func (f *fakeKernel) CreateService(s cipvs.Service) error {
@@ -212,21 +245,6 @@ func (f *fakeKernel) RemoveService(s cipvs.Service) error {
 	}
 	delete(f.svcs, svcKey(s))
 	return f.fail("remove service")
-}
-
-func (f *fakeKernel) Destinations(s cipvs.Service) ([]cipvs.DestinationExtended, error) {
-	fs, ok := f.svcs[svcKey(s)]
-	if !ok {
-		return nil, errors.New("no such service")
-	}
-	var out []cipvs.DestinationExtended
-	for _, d := range fs.dests {
-		out = append(out, cipvs.DestinationExtended{Destination: d})
-	}
-	if len(out) == 0 {
-		return nil, os.ErrNotExist
-	}
-	return out, nil
 }
 
 func (f *fakeKernel) CreateDestination(s cipvs.Service, d cipvs.Destination) error {

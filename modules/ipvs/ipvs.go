@@ -1,14 +1,13 @@
 package ipvs
 
-// IPVS goes through github.com/cloudflare/ipvs: it is maintained, speaks generic netlink through
-// mdlayher/genetlink without cgo, and encodes what tunnel mode needs (the tunnel type and the
-// destination's address family), which moby/ipvs does not.
+// IPVS writes are encoded here (wire.go) and sent in batches (client.go): one sendmsg carries up to
+// a thousand requests, the kernel answers only failures and the last request's acknowledgement, so
+// loading 10,000 destinations costs a few system calls instead of 10,000 round trips. The attributes
+// are those of github.com/cloudflare/ipvs, whose types this package still uses.
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 
@@ -18,8 +17,28 @@ import (
 	"github.com/tunplan/tunplan/modules/change"
 )
 
-// Kernel is the IPVS boundary; cloudflare/ipvs's Client implements it.
-type Kernel = cipvs.Client
+// Kernel is the IPVS boundary: reads of the table, and writes that are queued and answered later.
+// Client implements it over generic netlink.
+type Kernel interface {
+	// Services lists the virtual services; an empty table is an empty list.
+	Services() ([]cipvs.Service, error)
+	// Destinations lists the destinations of each service: out[i] are svcs[i]'s.
+	Destinations(svcs []cipvs.Service) ([][]cipvs.Destination, error)
+	// Queue sends or queues one write. An error it returns is an earlier write's (or this
+	// one's) failure, as Flush would report it.
+	Queue(Write) error
+	// Flush waits until every queued write has been answered and returns the first failure,
+	// as "ipvs: <write's Name>: <error>".
+	Flush() error
+}
+
+// Write is one IPVS change: a command on a service, or on one of its destinations.
+type Write struct {
+	Cmd     Cmd
+	Service cipvs.Service
+	Dest    cipvs.Destination // for NewDest, SetDest, DelDest
+	Name    string            // for errors: "create tcp/198.18.48.180:80 -> 198.18.1.183:80"
+}
 
 // Key identifies a virtual service.
 type Key struct {
@@ -50,35 +69,36 @@ var (
 // and returns the services in scope with their destinations, sorted. A nil scope reads them all.
 func Facts(k Kernel, scope map[Key]bool) ([]Service, error) {
 	svcs, err := k.Services()
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil // cloudflare/ipvs answers an empty dump with ErrNotExist
-	}
 	if err != nil {
-		return nil, fmt.Errorf("ipvs: list services: %w", err)
+		return nil, fmt.Errorf("ipvs: %w", err)
 	}
 	var out []Service
+	var ks []cipvs.Service
 	for _, se := range svcs {
-		s, ok := fromKernel(se.Service)
+		s, ok := fromKernel(se)
 		if !ok || (scope != nil && !scope[s.Key()]) {
 			continue
 		}
-		dests, err := k.Destinations(se.Service)
-		if errors.Is(err, os.ErrNotExist) {
-			err = nil // a service without destinations
-		}
-		if err != nil {
-			return nil, fmt.Errorf("ipvs: list destinations of %s: %w", s.Key(), err)
-		}
-		s.Destinations = []Destination{}
-		for _, de := range dests {
+		out = append(out, s)
+		ks = append(ks, se)
+	}
+	if len(ks) == 0 {
+		return nil, nil
+	}
+	dests, err := k.Destinations(ks)
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: %w", err)
+	}
+	for i := range out {
+		out[i].Destinations = []Destination{}
+		for _, de := range dests[i] {
 			fwd, ok := forwards[de.FwdMethod]
 			if !ok {
 				fwd = fmt.Sprintf("method-%d", de.FwdMethod)
 			}
-			s.Destinations = append(s.Destinations, Destination{Address: de.Address, Port: de.Port, Weight: de.Weight, Forward: fwd})
+			out[i].Destinations = append(out[i].Destinations, Destination{Address: de.Address, Port: de.Port, Weight: de.Weight, Forward: fwd})
 		}
-		sortDestinations(s.Destinations)
-		out = append(out, s)
+		sortDestinations(out[i].Destinations)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key().String() < out[j].Key().String() })
 	return out, nil
@@ -140,17 +160,16 @@ func Diff(open func() (Kernel, error), want, current []Service) []change.Step {
 		cur, exists := have[w.Key()]
 		switch {
 		case !exists:
-			steps = append(steps, ipvsStep(open, change.Create, addr, "", w.attrs(), func(k Kernel) error { return k.CreateService(toKernel(w)) }))
+			steps = append(steps, ipvsStep(open, change.Create, addr, "", w.attrs(), Write{Cmd: NewService, Service: toKernel(w)}))
 		case cur.attrs() != w.attrs():
-			steps = append(steps, ipvsStep(open, change.Update, addr, cur.attrs(), w.attrs(), func(k Kernel) error { return k.UpdateService(toKernel(w)) }))
+			steps = append(steps, ipvsStep(open, change.Update, addr, cur.attrs(), w.attrs(), Write{Cmd: SetService, Service: toKernel(w)}))
 		}
 		steps = append(steps, destSteps(open, w, cur.Destinations)...)
 	}
 	for _, c := range current {
 		if !wanted[c.Key()] {
 			c := c
-			steps = append(steps, ipvsStep(open, change.Delete, "ipvs "+c.Key().String(), fmt.Sprintf("%s destinations=%d", c.attrs(), len(c.Destinations)), "",
-				func(k Kernel) error { return k.RemoveService(toKernel(c)) }))
+			steps = append(steps, ipvsStep(open, change.Delete, "ipvs "+c.Key().String(), fmt.Sprintf("%s destinations=%d", c.attrs(), len(c.Destinations)), "", Write{Cmd: DelService, Service: toKernel(c)}))
 		}
 	}
 	return steps
@@ -177,33 +196,39 @@ func destSteps(open func() (Kernel, error), svc Service, current []Destination) 
 		cur, ok := have[dkey{d.Address, d.Port}]
 		switch {
 		case !ok:
-			steps = append(steps, ipvsStep(open, change.Create, name(d), "", d.attrs(), func(k Kernel) error { return k.CreateDestination(ks, destToKernel(d)) }))
+			steps = append(steps, ipvsStep(open, change.Create, name(d), "", d.attrs(), Write{Cmd: NewDest, Service: ks, Dest: destToKernel(d)}))
 		case cur.attrs() != d.attrs():
-			steps = append(steps, ipvsStep(open, change.Update, name(d), cur.attrs(), d.attrs(), func(k Kernel) error { return k.UpdateDestination(ks, destToKernel(d)) }))
+			steps = append(steps, ipvsStep(open, change.Update, name(d), cur.attrs(), d.attrs(), Write{Cmd: SetDest, Service: ks, Dest: destToKernel(d)}))
 		}
 	}
 	for _, d := range current {
 		if !wanted[dkey{d.Address, d.Port}] {
 			d := d
-			steps = append(steps, ipvsStep(open, change.Delete, name(d), d.attrs(), "", func(k Kernel) error { return k.RemoveDestination(ks, destToKernel(d)) }))
+			steps = append(steps, ipvsStep(open, change.Delete, name(d), d.attrs(), "", Write{Cmd: DelDest, Service: ks, Dest: destToKernel(d)}))
 		}
 	}
 	return steps
 }
 
 // ipvsStep opens IPVS only when the step runs: before ip_vs is loaded there is no IPVS to talk to.
-func ipvsStep(open func() (Kernel, error), act change.Action, addr, before, after string, do func(Kernel) error) change.Step {
+// Do queues the write; Flush waits for the kernel's answers to every write queued so far.
+func ipvsStep(open func() (Kernel, error), act change.Action, addr, before, after string, w Write) change.Step {
+	w.Name = fmt.Sprintf("%s %s", act, strings.TrimPrefix(addr, "ipvs "))
 	return change.Step{
 		Change: change.Change{Module: "ipvs", Address: addr, Action: act, Before: before, After: after},
 		Do: func() error {
 			k, err := open()
-			if err == nil {
-				err = do(k)
-			}
 			if err != nil {
-				return fmt.Errorf("ipvs: %s %s: %w", act, strings.TrimPrefix(addr, "ipvs "), err)
+				return fmt.Errorf("ipvs: %s: %w", w.Name, err)
 			}
-			return nil
+			return k.Queue(w)
+		},
+		Flush: func() error {
+			k, err := open()
+			if err != nil {
+				return err
+			}
+			return k.Flush()
 		},
 	}
 }
@@ -216,3 +241,9 @@ func sortDestinations(ds []Destination) {
 		return ds[i].Port < ds[j].Port
 	})
 }
+
+// ToKernel is the service as tunplan writes it to IPVS (IPv4, /32 netmask, persistence flag).
+func ToKernel(s Service) cipvs.Service { return toKernel(s) }
+
+// DestToKernel is the destination as tunplan writes it to IPVS (IPIP tunnel type).
+func DestToKernel(d Destination) cipvs.Destination { return destToKernel(d) }
