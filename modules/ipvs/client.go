@@ -28,6 +28,7 @@ const (
 	sendBuf       = 1 << 20
 	recvBuf       = 8 << 20 // room for an answer to every request of a batch, should all fail
 	readers       = 4       // sockets dumping destinations at once (one dump per socket at a time)
+	procMin       = 32      // from this many services on, destinations are read from /proc/net/ip_vs
 )
 
 // Client talks to IPVS over generic netlink. Writes are queued and sent in batches; reads dump the
@@ -47,6 +48,7 @@ type Client struct {
 	err     error // the first failure since it was last returned
 	limMsgs int
 	limB    int
+	proc    string // /proc/net/ip_vs; "" reads destinations over netlink only
 }
 
 // Open connects to the kernel's IPVS (the ip_vs module must be loaded).
@@ -57,7 +59,7 @@ func open(dial func() (conn, error)) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Client{dial: dial, c: c, buf: make([]byte, 64<<10), limMsgs: maxBatchMsgs, limB: maxBatchBytes}
+	cl := &Client{dial: dial, c: c, buf: make([]byte, 64<<10), limMsgs: maxBatchMsgs, limB: maxBatchBytes, proc: "/proc/net/ip_vs"}
 	if cl.family, err = cl.resolve("IPVS"); err != nil {
 		c.Close()
 		return nil, err
@@ -85,7 +87,7 @@ func (cl *Client) resolve(name string) (uint16, error) {
 		return putAttr(b, ctrlAttrName, append([]byte(name), 0)...)
 	})
 	var id uint16
-	err := cl.exchange(cl.c, req, seq, func(m message) (bool, error) {
+	err := cl.exchange(cl.c, cl.buf, req, seq, func(m message) (bool, error) {
 		if len(m.data) < genlHdrLen {
 			return false, errors.New("ipvs: short generic netlink message")
 		}
@@ -107,11 +109,10 @@ func (cl *Client) resolve(name string) (uint16, error) {
 
 // exchange sends one request and hands every answer with its sequence number to fn until fn says
 // it is done, or until the end of a dump or an error.
-func (cl *Client) exchange(c conn, req []byte, seq uint32, fn func(message) (bool, error)) error {
+func (cl *Client) exchange(c conn, buf, req []byte, seq uint32, fn func(message) (bool, error)) error {
 	if err := c.Send(req); err != nil {
 		return fmt.Errorf("ipvs: netlink send: %w", err)
 	}
-	buf := make([]byte, len(cl.buf))
 	var ferr error // keep reading to the end of a dump after fn failed
 	for {
 		n, err := c.Recv(buf, true)
@@ -159,15 +160,15 @@ func (cl *Client) exchange(c conn, req []byte, seq uint32, fn func(message) (boo
 	}
 }
 
-// dump runs one dump request on c and hands each answer's attributes to fn.
-func (cl *Client) dump(c conn, seq uint32, cmd Cmd, svc *cipvs.Service, fn func(attrs []byte) error) error {
+// dump runs one dump request on c, receiving into buf, and hands each answer's attributes to fn.
+func (cl *Client) dump(c conn, buf []byte, seq uint32, cmd Cmd, svc *cipvs.Service, fn func(attrs []byte) error) error {
 	req := appendMsg(nil, cl.family, flagRequest|flagDump, seq, uint8(cmd), func(b []byte) []byte {
 		if svc != nil {
 			b = nest(b, cmdAttrService, func(b []byte) []byte { return appendService(b, *svc) })
 		}
 		return b
 	})
-	return cl.exchange(c, req, seq, func(m message) (bool, error) {
+	return cl.exchange(c, buf, req, seq, func(m message) (bool, error) {
 		if len(m.data) < genlHdrLen {
 			return false, errors.New("ipvs: short generic netlink message")
 		}
@@ -178,7 +179,7 @@ func (cl *Client) dump(c conn, seq uint32, cmd Cmd, svc *cipvs.Service, fn func(
 // Services dumps the virtual services; an empty table is an empty list.
 func (cl *Client) Services() ([]cipvs.Service, error) {
 	var out []cipvs.Service
-	err := cl.dump(cl.c, cl.nextSeq(), getService, nil, func(a []byte) error {
+	err := cl.dump(cl.c, cl.buf, cl.nextSeq(), getService, nil, func(a []byte) error {
 		s, err := decodeService(a)
 		out = append(out, s)
 		return err
@@ -189,11 +190,45 @@ func (cl *Client) Services() ([]cipvs.Service, error) {
 	return out, nil
 }
 
-// Destinations dumps the destinations of each service: out[i] are svcs[i]'s. A socket runs one
-// dump at a time (the kernel refuses a second while one is unfinished), so the dumps are spread
-// over a few sockets that run at once.
+// Destinations lists the destinations of each service: out[i] are svcs[i]'s.
+//
+// For many services it reads /proc/net/ip_vs, the whole table in one pass: it carries every field
+// tunplan compares (address, port, forwarding method, weight), not the thresholds or tunnel
+// options, which tunplan neither sets nor reads. Services it does not list in a form parsed here
+// (IPv6, fwmark) are dumped over netlink: one dump per service, spread over a few sockets, since a
+// socket runs one dump at a time (the kernel refuses a second while one is unfinished).
 func (cl *Client) Destinations(svcs []cipvs.Service) ([][]cipvs.Destination, error) {
 	out := make([][]cipvs.Destination, len(svcs))
+	if cl.proc != "" && len(svcs) >= procMin {
+		table, err := readProc(cl.proc)
+		if err != nil {
+			return nil, err
+		}
+		var rest []cipvs.Service
+		var at []int
+		for i, s := range svcs {
+			ds, ok := table[procKey{s.Protocol, s.Address, s.Port}]
+			if s.FWMark != 0 || !ok {
+				rest = append(rest, s)
+				at = append(at, i)
+				continue
+			}
+			out[i] = ds
+		}
+		ds, err := cl.dumpDestinations(rest)
+		for j, i := range at {
+			out[i] = ds[j]
+		}
+		return out, err
+	}
+	return cl.dumpDestinations(svcs)
+}
+
+func (cl *Client) dumpDestinations(svcs []cipvs.Service) ([][]cipvs.Destination, error) {
+	out := make([][]cipvs.Destination, len(svcs))
+	if len(svcs) == 0 {
+		return out, nil
+	}
 	n := min(readers, (len(svcs)+15)/16)
 	for len(cl.extra) < n-1 {
 		c, err := cl.dial()
@@ -211,9 +246,13 @@ func (cl *Client) Destinations(svcs []cipvs.Service) ([][]cipvs.Destination, err
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			buf := cl.buf
+			if w > 0 {
+				buf = make([]byte, len(cl.buf))
+			}
 			for i := w; i < len(svcs); i += len(conns) {
 				var ds []cipvs.Destination
-				errs[i] = cl.dump(c, base+1+uint32(i), getDest, &svcs[i], func(a []byte) error {
+				errs[i] = cl.dump(c, buf, base+1+uint32(i), getDest, &svcs[i], func(a []byte) error {
 					d, err := decodeDest(a, svcs[i].Family)
 					ds = append(ds, d)
 					return err

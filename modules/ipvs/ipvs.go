@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
 	cipvs "github.com/cloudflare/ipvs"
@@ -48,17 +49,19 @@ type Key struct {
 }
 
 func (k Key) String() string {
-	return fmt.Sprintf("%s/%s", k.Protocol, netip.AddrPortFrom(k.Address, k.Port))
+	return k.Protocol + "/" + netip.AddrPortFrom(k.Address, k.Port).String()
 }
 
 // Key returns the service's identity.
 func (s Service) Key() Key { return Key{s.Protocol, s.Address, s.Port} }
 
 func (s Service) attrs() string {
-	return fmt.Sprintf("scheduler=%s persistence=%d", s.Scheduler, s.Persistence)
+	return "scheduler=" + s.Scheduler + " persistence=" + strconv.FormatUint(uint64(s.Persistence), 10)
 }
 
-func (d Destination) attrs() string { return fmt.Sprintf("weight=%d fwd=%s", d.Weight, d.Forward) }
+func (d Destination) attrs() string {
+	return "weight=" + strconv.FormatUint(uint64(d.Weight), 10) + " fwd=" + d.Forward
+}
 
 var (
 	protocols = map[string]cipvs.Protocol{"tcp": cipvs.TCP, "udp": cipvs.UDP}
@@ -100,7 +103,11 @@ func Facts(k Kernel, scope map[Key]bool) ([]Service, error) {
 		}
 		sortDestinations(out[i].Destinations)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key().String() < out[j].Key().String() })
+	keys := make(map[Key]string, len(out))
+	for _, s := range out {
+		keys[s.Key()] = s.Key().String()
+	}
+	sort.Slice(out, func(i, j int) bool { return keys[out[i].Key()] < keys[out[j].Key()] })
 	return out, nil
 }
 
@@ -147,73 +154,81 @@ func destToKernel(d Destination) cipvs.Destination {
 // compared, so one added by hand is drift. Scheduler, persistence, weight and forwarding method are
 // compared; counters never are.
 func Diff(open func() (Kernel, error), want, current []Service) []change.Step {
-	have := map[Key]Service{}
+	flush := func() error {
+		k, err := open()
+		if err != nil {
+			return err
+		}
+		return k.Flush()
+	}
+	have := make(map[Key]Service, len(current))
 	for _, s := range current {
 		have[s.Key()] = s
 	}
 	var steps []change.Step
-	wanted := map[Key]bool{}
+	wanted := make(map[Key]bool, len(want))
 	for _, w := range want {
-		w := w
 		wanted[w.Key()] = true
 		addr := "ipvs " + w.Key().String()
 		cur, exists := have[w.Key()]
 		switch {
 		case !exists:
-			steps = append(steps, ipvsStep(open, change.Create, addr, "", w.attrs(), Write{Cmd: NewService, Service: toKernel(w)}))
-		case cur.attrs() != w.attrs():
-			steps = append(steps, ipvsStep(open, change.Update, addr, cur.attrs(), w.attrs(), Write{Cmd: SetService, Service: toKernel(w)}))
+			steps = append(steps, ipvsStep(open, flush, change.Create, addr, "", w.attrs(), Write{Cmd: NewService, Service: toKernel(w)}))
+		case cur.Scheduler != w.Scheduler || cur.Persistence != w.Persistence:
+			steps = append(steps, ipvsStep(open, flush, change.Update, addr, cur.attrs(), w.attrs(), Write{Cmd: SetService, Service: toKernel(w)}))
 		}
-		steps = append(steps, destSteps(open, w, cur.Destinations)...)
+		steps = destSteps(steps, open, flush, w, cur.Destinations)
 	}
 	for _, c := range current {
 		if !wanted[c.Key()] {
-			c := c
-			steps = append(steps, ipvsStep(open, change.Delete, "ipvs "+c.Key().String(), fmt.Sprintf("%s destinations=%d", c.attrs(), len(c.Destinations)), "", Write{Cmd: DelService, Service: toKernel(c)}))
+			steps = append(steps, ipvsStep(open, flush, change.Delete, "ipvs "+c.Key().String(), fmt.Sprintf("%s destinations=%d", c.attrs(), len(c.Destinations)), "", Write{Cmd: DelService, Service: toKernel(c)}))
 		}
 	}
 	return steps
 }
 
-func destSteps(open func() (Kernel, error), svc Service, current []Destination) []change.Step {
-	type dkey struct {
-		a netip.Addr
-		p uint16
+// destSteps appends to steps those that make svc's destinations from current.
+func destSteps(steps []change.Step, open func() (Kernel, error), flush func() error, svc Service, current []Destination) []change.Step {
+	find := func(ds []Destination, d Destination) (Destination, bool) {
+		for _, x := range ds { // a service has a few destinations: a scan is cheaper than a map
+			if x.Address == d.Address && x.Port == d.Port {
+				return x, true
+			}
+		}
+		return Destination{}, false
 	}
-	have := map[dkey]Destination{}
-	for _, d := range current {
-		have[dkey{d.Address, d.Port}] = d
-	}
-	ks := toKernel(svc)
+	var ks cipvs.Service
+	var prefix string
 	name := func(d Destination) string {
-		return fmt.Sprintf("ipvs %s -> %s", svc.Key(), netip.AddrPortFrom(d.Address, d.Port))
+		if prefix == "" {
+			ks, prefix = toKernel(svc), "ipvs "+svc.Key().String()+" -> "
+		}
+		return prefix + netip.AddrPortFrom(d.Address, d.Port).String()
 	}
-	var steps []change.Step
-	wanted := map[dkey]bool{}
 	for _, d := range svc.Destinations {
-		d := d
-		wanted[dkey{d.Address, d.Port}] = true
-		cur, ok := have[dkey{d.Address, d.Port}]
+		cur, ok := find(current, d)
 		switch {
 		case !ok:
-			steps = append(steps, ipvsStep(open, change.Create, name(d), "", d.attrs(), Write{Cmd: NewDest, Service: ks, Dest: destToKernel(d)}))
-		case cur.attrs() != d.attrs():
-			steps = append(steps, ipvsStep(open, change.Update, name(d), cur.attrs(), d.attrs(), Write{Cmd: SetDest, Service: ks, Dest: destToKernel(d)}))
+			n := name(d)
+			steps = append(steps, ipvsStep(open, flush, change.Create, n, "", d.attrs(), Write{Cmd: NewDest, Service: ks, Dest: destToKernel(d)}))
+		case cur.Weight != d.Weight || cur.Forward != d.Forward:
+			n := name(d)
+			steps = append(steps, ipvsStep(open, flush, change.Update, n, cur.attrs(), d.attrs(), Write{Cmd: SetDest, Service: ks, Dest: destToKernel(d)}))
 		}
 	}
 	for _, d := range current {
-		if !wanted[dkey{d.Address, d.Port}] {
-			d := d
-			steps = append(steps, ipvsStep(open, change.Delete, name(d), d.attrs(), "", Write{Cmd: DelDest, Service: ks, Dest: destToKernel(d)}))
+		if _, ok := find(svc.Destinations, d); !ok {
+			n := name(d)
+			steps = append(steps, ipvsStep(open, flush, change.Delete, n, d.attrs(), "", Write{Cmd: DelDest, Service: ks, Dest: destToKernel(d)}))
 		}
 	}
 	return steps
 }
 
 // ipvsStep opens IPVS only when the step runs: before ip_vs is loaded there is no IPVS to talk to.
-// Do queues the write; Flush waits for the kernel's answers to every write queued so far.
-func ipvsStep(open func() (Kernel, error), act change.Action, addr, before, after string, w Write) change.Step {
-	w.Name = fmt.Sprintf("%s %s", act, strings.TrimPrefix(addr, "ipvs "))
+// Do queues the write; flush waits for the kernel's answers to every write queued so far.
+func ipvsStep(open func() (Kernel, error), flush func() error, act change.Action, addr, before, after string, w Write) change.Step {
+	w.Name = act.String() + " " + strings.TrimPrefix(addr, "ipvs ")
 	return change.Step{
 		Change: change.Change{Module: "ipvs", Address: addr, Action: act, Before: before, After: after},
 		Do: func() error {
@@ -223,13 +238,7 @@ func ipvsStep(open func() (Kernel, error), act change.Action, addr, before, afte
 			}
 			return k.Queue(w)
 		},
-		Flush: func() error {
-			k, err := open()
-			if err != nil {
-				return err
-			}
-			return k.Flush()
-		},
+		Flush: flush,
 	}
 }
 
