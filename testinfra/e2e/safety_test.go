@@ -93,7 +93,7 @@ func TestConnectionProblemsAreOneClearLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongUser := write("wrong-user.hcl", strings.Replace(string(src), `user          = "root"`, `user          = "nobody"`, 1))
+	wrongUser := write("wrong-user.hcl", strings.Replace(string(src), `user          = "root"`, `user          = "nosuchuser"`, 1))
 	unreachable := write("unreachable.hcl", strings.Replace(string(src), `host = "198.19.0.11"`, `host = "198.19.0.99"`, 1))
 	cases := []struct {
 		name  string
@@ -105,7 +105,7 @@ func TestConnectionProblemsAreOneClearLine(t *testing.T) {
 		{"unknown host key", example, []string{"--var", "known_hosts=" + write("empty", "")}, "", "host lvs01: ssh root@198.19.0.11:22: ssh: handshake failed: host key unknown: ssh-ed25519 SHA256:"},
 		{"changed host key", example, []string{"--var", "known_hosts=" + write("changed", strings.Join(changed, "\n"))}, "", "host key CHANGED: the host presented ssh-ed25519 SHA256:"},
 		{"key refused", example, []string{"--var", "ssh_key=" + filepath.Join(dir, "stranger")}, "", "host lvs01: ssh root@198.19.0.11:22: authentication refused (wrong user or key not authorized)"},
-		{"wrong user", wrongUser, nil, "", "host lvs01: ssh nobody@198.19.0.11:22: authentication refused"},
+		{"wrong user", wrongUser, nil, "", "host lvs01: ssh nosuchuser@198.19.0.11:22: authentication refused"},
 		{"unreachable host", unreachable, nil, "", "host lvs01: connect 198.19.0.99:22:"},
 		{"helper directory with wrong owner", example, nil, "mkdir -p /var/lib/tunplan/bin && chown nobody /var/lib/tunplan/bin",
 			"host lvs01: refusing helper directory /var/lib/tunplan/bin: want owner root and mode 0700"},
