@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tunplan/tunplan/modules/change"
@@ -175,13 +177,9 @@ func (e *Engine) steps(want, cur State) []change.Step {
 // converge applies a desired state (apply) or a recorded generation (rollback) as a transaction:
 // snapshot, run the steps, restore the snapshot if one fails, record a generation if all succeed.
 func (e *Engine) converge(req Request, resp *Response) error {
-	gens, err := e.generations()
+	latest, err := e.latestGeneration()
 	if err != nil {
 		return err
-	}
-	var latest *Generation
-	if len(gens) > 0 {
-		latest = &gens[len(gens)-1]
 	}
 	owned := State{}
 	if latest != nil {
@@ -190,7 +188,7 @@ func (e *Engine) converge(req Request, resp *Response) error {
 	want, kind := req.Desired, "apply"
 	if req.Op == OpRollback {
 		kind = "rollback"
-		if want, err = rollbackTarget(gens, req.To); err != nil {
+		if want, err = e.rollbackTarget(latest, req.To); err != nil {
 			return err
 		}
 	}
@@ -308,29 +306,31 @@ func filterPhase(steps []change.Step, p Phase) []change.Step {
 	return out
 }
 
-func rollbackTarget(gens []Generation, to *int) (State, error) {
-	if len(gens) == 0 {
+func (e *Engine) rollbackTarget(latest *Generation, to *int) (State, error) {
+	if latest == nil {
 		return State{}, errors.New("nothing to roll back: tunplan has not changed this host")
 	}
-	n := gens[len(gens)-1].N - 1
+	n := latest.N - 1
 	if to != nil {
 		n = *to
 	}
-	for _, g := range gens {
-		if g.N == n {
-			return g.State, nil
-		}
+	g, err := e.readGeneration(n)
+	if errors.Is(err, os.ErrNotExist) {
+		return State{}, fmt.Errorf("no generation %d on this host (have 0..%d)", n, latest.N)
 	}
-	return State{}, fmt.Errorf("no generation %d on this host (have 0..%d)", n, gens[len(gens)-1].N)
+	if err != nil {
+		return State{}, err
+	}
+	return g.State, nil
 }
 
 // latestState is what tunplan last made the host have: the objects it owns.
 func (e *Engine) latestState() State {
-	gens, err := e.generations()
-	if err != nil || len(gens) == 0 {
+	g, err := e.latestGeneration()
+	if err != nil || g == nil {
 		return State{}
 	}
-	return gens[len(gens)-1].State
+	return g.State
 }
 
 func (e *Engine) now() string {
@@ -342,7 +342,8 @@ func (e *Engine) now() string {
 
 func (e *Engine) genDir() string { return filepath.Join(e.Dir, "generations") }
 
-func (e *Engine) generations() ([]Generation, error) {
+// generationNumbers lists the recorded generations, oldest first, from their file names alone.
+func (e *Engine) generationNumbers() ([]int, error) {
 	entries, err := os.ReadDir(e.genDir())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -350,18 +351,50 @@ func (e *Engine) generations() ([]Generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	var gens []Generation
+	var ns []int
 	for _, ent := range entries {
-		if filepath.Ext(ent.Name()) != ".json" {
-			continue
+		if n, err := strconv.Atoi(strings.TrimSuffix(ent.Name(), ".json")); err == nil && strings.HasSuffix(ent.Name(), ".json") {
+			ns = append(ns, n)
 		}
-		var g Generation
-		if err := readJSON(filepath.Join(e.genDir(), ent.Name()), &g); err != nil {
-			return nil, fmt.Errorf("generation %s: %w", ent.Name(), err)
+	}
+	sort.Ints(ns)
+	return ns, nil
+}
+
+func (e *Engine) genPath(n int) string { return filepath.Join(e.genDir(), fmt.Sprintf("%06d.json", n)) }
+
+func (e *Engine) readGeneration(n int) (Generation, error) {
+	var g Generation
+	if err := readJSON(e.genPath(n), &g); err != nil {
+		return g, fmt.Errorf("generation %d: %w", n, err)
+	}
+	return g, nil
+}
+
+// latestGeneration is the current generation, nil before tunplan first changed the host. Only it is
+// read: a large table's generations are megabytes each.
+func (e *Engine) latestGeneration() (*Generation, error) {
+	ns, err := e.generationNumbers()
+	if err != nil || len(ns) == 0 {
+		return nil, err
+	}
+	g, err := e.readGeneration(ns[len(ns)-1])
+	return &g, err
+}
+
+func (e *Engine) generations() ([]Generation, error) {
+	ns, err := e.generationNumbers()
+	if err != nil {
+		return nil, err
+	}
+	var gens []Generation
+	for _, n := range ns {
+		g, err := e.readGeneration(n)
+		if err != nil {
+			return nil, err
 		}
 		gens = append(gens, g)
 	}
-	sort.Slice(gens, func(i, j int) bool { return gens[i].N < gens[j].N })
 	return gens, nil
 }
 
@@ -369,5 +402,5 @@ func (e *Engine) writeGeneration(g Generation) error {
 	if err := mkdirPrivate(e.Dir, e.genDir()); err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(e.genDir(), fmt.Sprintf("%06d.json", g.N)), g)
+	return writeJSON(e.genPath(g.N), g)
 }

@@ -24,7 +24,7 @@ var (
 	rip2 = netip.MustParseAddr("198.18.10.182")
 )
 
-func newEngine(t *testing.T, f *fakeKernel) *Engine {
+func newEngine(t testing.TB, f *fakeKernel) *Engine {
 	dir := t.TempDir()
 	return &Engine{
 		Dir: filepath.Join(dir, "state"), SysctlFile: filepath.Join(dir, "sysctl.d", "99-tunplan.conf"),

@@ -22,7 +22,7 @@ func readJSON(path string, v any) error {
 
 // writeJSON replaces path atomically: a reader sees the old or the new file, never half of one.
 func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
