@@ -12,9 +12,13 @@ all: build
 
 build: tunplan
 
+# Each helper is embedded gzip-compressed (uploaded so, unpacked on the host) with its SHA-256.
 helper:
-	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(HELPER)/tunplan-helper-linux-amd64 ./cmd/tunplan-helper
-	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(HELPER)/tunplan-helper-linux-arm64 ./cmd/tunplan-helper
+	for arch in amd64 arm64; do \
+		h=$(HELPER)/tunplan-helper-linux-$$arch; \
+		GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$h ./cmd/tunplan-helper && \
+		sha256sum $$h | cut -d' ' -f1 > $$h.sha256 && gzip -9 -n -f $$h || exit 1; \
+	done
 
 tunplan: helper
 	$(GO) build -trimpath -o bin/tunplan ./cmd/tunplan

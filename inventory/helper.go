@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,36 +23,52 @@ import (
 // HelperDir is where the helper lives on a host: root-owned, mode 0700.
 const HelperDir = "/var/lib/tunplan/bin"
 
-// Helpers hands out the embedded helper binary for a machine architecture as `uname -m` names it.
+// Helper is one build of the helper as it travels: gzip-compressed (less than half the bytes), with
+// the size and SHA-256 of the binary it unpacks to.
+type Helper struct {
+	Gzip   []byte
+	Size   int64
+	SHA256 string // hex
+}
+
+// Helpers hands out the embedded helper for a machine architecture as `uname -m` names it.
 type Helpers interface {
-	Binary(arch string) (bin []byte, sha256hex string, err error)
+	Binary(arch string) (Helper, error)
 }
 
 // EnsureHelper makes sure the helper for the host's architecture is on the host under a name that
-// carries its hash. A helper already there is not sent again; a new one is written under a temporary
-// name, its hash checked on the host, and only then renamed into place.
-func (c *Conn) EnsureHelper(h Helpers) error {
-	arch, err := c.output("uname -m")
+// carries its hash. A helper already there is not sent again; a new one is sent compressed, unpacked
+// under a temporary name, its hash checked on the host, and only then renamed into place.
+func (c *Conn) EnsureHelper(hs Helpers) error {
+	// One command tells the architecture and, when the login can see them, the helper directory's
+	// owner and mode and the helpers in it: a host whose helper is current needs nothing more.
+	out, err := c.output("uname -m; stat -c '%u %a %s %n' " + HelperDir + " " + HelperDir + "/tunplan-helper-* 2>/dev/null; true")
 	if err != nil {
 		return fmt.Errorf("host %s: uname: %w", c.Target.Name, err)
 	}
-	bin, sum, err := h.Binary(strings.TrimSpace(arch))
+	arch, files := parseHelperFacts(out)
+	h, err := hs.Binary(arch)
 	if err != nil {
 		return fmt.Errorf("host %s: %w", c.Target.Name, err)
 	}
-	final := path.Join(HelperDir, "tunplan-helper-"+sum[:16])
+	final := path.Join(HelperDir, "tunplan-helper-"+h.SHA256[:16])
 	if c.Target.Sudo {
-		return c.ensureHelperSudo(bin, sum, final)
+		return c.ensureHelperSudo(h, final)
+	}
+	if dir, ok := files[HelperDir]; ok {
+		if err := c.helperDirOK(dir.uid, dir.mode); err != nil {
+			return err
+		}
+		if f, ok := files[final]; ok && f.size == h.Size {
+			c.helper = final
+			return nil
+		}
 	}
 	sc, err := sftp.NewClient(c.client)
 	if err != nil {
 		return fmt.Errorf("host %s: sftp: %w", c.Target.Name, err)
 	}
 	defer sc.Close()
-	if st, err := sc.Stat(final); err == nil && st.Size() == int64(len(bin)) {
-		c.helper = final
-		return c.checkHelperDir(sc)
-	}
 	if err := sc.MkdirAll(HelperDir); err != nil {
 		return fmt.Errorf("host %s: create %s: %w", c.Target.Name, HelperDir, err)
 	}
@@ -64,12 +81,7 @@ func (c *Conn) EnsureHelper(h Helpers) error {
 		return err
 	}
 	tmp := final + ".tmp-" + randomSuffix()
-	if err := c.upload(sc, tmp, bin); err != nil {
-		_ = sc.Remove(tmp)
-		return err
-	}
-	if err := c.verify(tmp, sum); err != nil {
-		_ = sc.Remove(tmp)
+	if err := c.send(sc, tmp, h); err != nil {
 		return err
 	}
 	if err := sc.PosixRename(tmp, final); err != nil {
@@ -87,38 +99,81 @@ func (c *Conn) checkHelperDir(sc *sftp.Client) error {
 		return fmt.Errorf("host %s: %s: %w", c.Target.Name, HelperDir, err)
 	}
 	fs, ok := st.Sys().(*sftp.FileStat)
-	if !ok || fs.UID != 0 || st.Mode().Perm() != 0o700 {
-		return fmt.Errorf("host %s: refusing helper directory %s: want owner root and mode 0700, have uid %d mode %v", c.Target.Name, HelperDir, fs.UID, st.Mode().Perm())
+	if !ok {
+		return fmt.Errorf("host %s: %s: no owner in the SFTP answer", c.Target.Name, HelperDir)
+	}
+	return c.helperDirOK(fs.UID, st.Mode().Perm())
+}
+
+func (c *Conn) helperDirOK(uid uint32, mode os.FileMode) error {
+	if uid != 0 || mode != 0o700 {
+		return fmt.Errorf("host %s: refusing helper directory %s: want owner root and mode 0700, have uid %d mode %#o", c.Target.Name, HelperDir, uid, mode)
 	}
 	return nil
 }
 
-func (c *Conn) upload(sc *sftp.Client, name string, bin []byte) error {
+// remoteFile is a line of `stat -c '%u %a %s %n'`.
+type remoteFile struct {
+	uid  uint32
+	mode os.FileMode
+	size int64
+}
+
+// parseHelperFacts reads EnsureHelper's command: `uname -m`, then one stat line per file that exists.
+func parseHelperFacts(out string) (arch string, files map[string]remoteFile) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	files = map[string]remoteFile{}
+	for _, l := range lines[1:] {
+		f := strings.SplitN(l, " ", 4)
+		if len(f) != 4 {
+			continue
+		}
+		uid, err1 := strconv.ParseUint(f[0], 10, 32)
+		mode, err2 := strconv.ParseUint(f[1], 8, 32)
+		size, err3 := strconv.ParseInt(f[2], 10, 64)
+		if err1 == nil && err2 == nil && err3 == nil {
+			files[f[3]] = remoteFile{uid: uint32(uid), mode: os.FileMode(mode), size: size}
+		}
+	}
+	return strings.TrimSpace(lines[0]), files
+}
+
+// send writes the helper to name on the host: the compressed bytes over SFTP to name.gz, unpacked
+// there by gzip, and checked against the hash. On failure neither file is left behind.
+func (c *Conn) send(sc *sftp.Client, name string, h Helper) error {
+	gz := name + ".gz"
+	err := c.upload(sc, gz, h.Gzip)
+	if err == nil {
+		var out string
+		out, err = c.output(fmt.Sprintf("gzip -dc %[1]s > %[2]s && chmod 0700 %[2]s && rm -f %[1]s && sha256sum %[2]s", gz, name))
+		if err != nil {
+			err = fmt.Errorf("host %s: unpack helper: %w", c.Target.Name, err)
+		} else if got, _, _ := strings.Cut(out, " "); got != h.SHA256 {
+			err = fmt.Errorf("host %s: helper upload corrupted: sha256 %s on the host, %s sent", c.Target.Name, got, h.SHA256)
+		}
+	}
+	if err != nil {
+		_ = sc.Remove(gz)
+		_ = sc.Remove(name)
+	}
+	return err
+}
+
+func (c *Conn) upload(sc *sftp.Client, name string, b []byte) error {
 	f, err := sc.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		return fmt.Errorf("host %s: upload helper: %w", c.Target.Name, err)
 	}
-	n, err := f.Write(bin)
+	n, err := f.Write(b)
 	c.Uploaded += int64(n)
 	if err == nil {
-		err = f.Chmod(0o700)
+		err = f.Chmod(0o600)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("host %s: upload helper: %w", c.Target.Name, err)
-	}
-	return nil
-}
-
-func (c *Conn) verify(name, sum string) error {
-	out, err := c.output("sha256sum " + name)
-	if err != nil {
-		return fmt.Errorf("host %s: check helper: %w", c.Target.Name, err)
-	}
-	if got, _, _ := strings.Cut(out, " "); got != sum {
-		return fmt.Errorf("host %s: helper upload corrupted: sha256 %s on the host, %s sent", c.Target.Name, got, sum)
 	}
 	return nil
 }
@@ -139,7 +194,7 @@ func (c *Conn) removeOldHelpers(sc *sftp.Client, keep string) {
 
 // ensureHelperSudo installs the helper as root through `sudo -n`: the SFTP side runs as the login
 // user, so the binary goes to a private temporary file first.
-func (c *Conn) ensureHelperSudo(bin []byte, sum, final string) error {
+func (c *Conn) ensureHelperSudo(h Helper, final string) error {
 	if _, err := c.output("sudo -n test -x " + final); err == nil {
 		c.helper = final
 		return nil
@@ -150,13 +205,10 @@ func (c *Conn) ensureHelperSudo(bin []byte, sum, final string) error {
 	}
 	defer sc.Close()
 	tmp := "/tmp/tunplan-helper-" + randomSuffix()
+	if err := c.send(sc, tmp, h); err != nil {
+		return err
+	}
 	defer sc.Remove(tmp)
-	if err := c.upload(sc, tmp, bin); err != nil {
-		return err
-	}
-	if err := c.verify(tmp, sum); err != nil {
-		return err
-	}
 	script := fmt.Sprintf("sudo -n sh -c 'install -d -o root -m 0700 %s %s && install -o root -m 0700 %s %s'", path.Dir(HelperDir), HelperDir, tmp, final)
 	if _, err := c.output(script); err != nil {
 		return fmt.Errorf("host %s: install helper with sudo: %w", c.Target.Name, err)

@@ -1,13 +1,16 @@
-// Package helperbin holds the helper binaries embedded in tunplan, one per architecture. `make helper`
-// builds them into bin/ before tunplan itself is built.
+// Package helperbin holds the helper binaries embedded in tunplan, one per architecture, gzip
+// compressed, each with the SHA-256 of the binary. `make helper` builds them into bin/ before tunplan
+// itself is built.
 package helperbin
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
+	"strings"
+
+	"github.com/tunplan/tunplan/inventory"
 )
 
 //go:embed bin
@@ -19,26 +22,29 @@ var goarch = map[string]string{"x86_64": "amd64", "amd64": "amd64", "aarch64": "
 // Embedded implements inventory.Helpers from the binaries compiled into tunplan.
 type Embedded struct{}
 
-// Binary returns the helper for a machine architecture and its SHA-256.
-func (Embedded) Binary(machine string) ([]byte, string, error) {
+// Binary returns the helper for a machine architecture.
+func (Embedded) Binary(machine string) (inventory.Helper, error) {
 	arch, ok := goarch[machine]
 	if !ok {
-		return nil, "", fmt.Errorf("no helper for architecture %q (tunplan ships amd64 and arm64)", machine)
+		return inventory.Helper{}, fmt.Errorf("no helper for architecture %q (tunplan ships amd64 and arm64)", machine)
 	}
-	bin, err := fs.ReadFile(files, "bin/tunplan-helper-linux-"+arch)
-	if err != nil {
-		return nil, "", fmt.Errorf("this tunplan was built without the %s helper: build it with `make build`", arch)
+	name := "bin/tunplan-helper-linux-" + arch
+	gz, err := fs.ReadFile(files, name+".gz")
+	sum, serr := fs.ReadFile(files, name+".sha256")
+	if err != nil || serr != nil || len(gz) < 4 {
+		return inventory.Helper{}, fmt.Errorf("this tunplan was built without the %s helper: build it with `make build`", arch)
 	}
-	sum := sha256.Sum256(bin)
-	return bin, hex.EncodeToString(sum[:]), nil
+	// A gzip stream ends with the uncompressed size (mod 2^32; the helper is a few MB).
+	size := binary.LittleEndian.Uint32(gz[len(gz)-4:])
+	return inventory.Helper{Gzip: gz, Size: int64(size), SHA256: strings.TrimSpace(string(sum))}, nil
 }
 
 // Versions lists the embedded helpers with their hashes, for `tunplan version`.
 func Versions() map[string]string {
 	out := map[string]string{}
 	for _, arch := range []string{"amd64", "arm64"} {
-		if _, sum, err := (Embedded{}).Binary(arch); err == nil {
-			out[arch] = sum
+		if h, err := (Embedded{}).Binary(arch); err == nil {
+			out[arch] = h.SHA256
 		}
 	}
 	return out

@@ -1,0 +1,39 @@
+package helperbin
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"testing"
+)
+
+// Each embedded helper unpacks to the size and hash tunplan checks on the host; `make helper` builds
+// them before the tests run.
+func TestEmbeddedHelpersUnpackToTheirHash(t *testing.T) {
+	for _, machine := range []string{"x86_64", "aarch64"} {
+		h, err := Embedded{}.Binary(machine)
+		if err != nil {
+			t.Fatalf("%s: %v", machine, err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(h.Gzip))
+		if err != nil {
+			t.Fatalf("%s: %v", machine, err)
+		}
+		bin, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("%s: %v", machine, err)
+		}
+		sum := sha256.Sum256(bin)
+		if int64(len(bin)) != h.Size || hex.EncodeToString(sum[:]) != h.SHA256 {
+			t.Errorf("%s: unpacks to %d bytes, sha256 %x; recorded %d bytes, %s", machine, len(bin), sum, h.Size, h.SHA256)
+		}
+		if len(h.Gzip) >= len(bin)/2 {
+			t.Errorf("%s: %d bytes compressed of %d", machine, len(h.Gzip), len(bin))
+		}
+	}
+	if _, err := (Embedded{}).Binary("mips"); err == nil {
+		t.Error("a helper for mips")
+	}
+}
