@@ -254,23 +254,32 @@ func addrOf(b []byte, fam cipvs.AddressFamily) netip.Addr {
 	return a
 }
 
+// nested is the data of the attribute typ that a dump answer carries its object in.
+func nested(genl []byte, typ uint16, what string) ([]byte, error) {
+	var inner []byte
+	if err := attrs(genl, func(t uint16, d []byte) {
+		if t == typ {
+			inner = d
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if inner == nil {
+		return nil, fmt.Errorf("ipvs: %s dump without a %s", what, what)
+	}
+	return inner, nil
+}
+
 // decodeService reads a service from the attributes of an IPVS_CMD_NEW_SERVICE answer, as
 // cloudflare/ipvs's unpackService does (counters are not read).
 func decodeService(genl []byte) (cipvs.Service, error) {
 	var s cipvs.Service
 	var addr, mask []byte
-	var inner []byte
-	if err := attrs(genl, func(t uint16, d []byte) {
-		if t == cmdAttrService {
-			inner = d
-		}
-	}); err != nil {
+	inner, err := nested(genl, cmdAttrService, "service")
+	if err != nil {
 		return s, err
 	}
-	if inner == nil {
-		return s, errors.New("ipvs: service dump without a service")
-	}
-	err := attrs(inner, func(t uint16, d []byte) {
+	err = attrs(inner, func(t uint16, d []byte) {
 		switch t {
 		case svcAttrAf:
 			s.Family = cipvs.AddressFamily(u16(d))
@@ -312,18 +321,12 @@ func decodeService(genl []byte) (cipvs.Service, error) {
 // service's family, for kernels that do not send the destination's.
 func decodeDest(genl []byte, fam cipvs.AddressFamily) (cipvs.Destination, error) {
 	d := cipvs.Destination{Family: fam}
-	var inner, addr []byte
-	if err := attrs(genl, func(t uint16, v []byte) {
-		if t == cmdAttrDest {
-			inner = v
-		}
-	}); err != nil {
+	var addr []byte
+	inner, err := nested(genl, cmdAttrDest, "destination")
+	if err != nil {
 		return d, err
 	}
-	if inner == nil {
-		return d, errors.New("ipvs: destination dump without a destination")
-	}
-	err := attrs(inner, func(t uint16, v []byte) {
+	err = attrs(inner, func(t uint16, v []byte) {
 		switch t {
 		case destAttrAddr:
 			addr = v

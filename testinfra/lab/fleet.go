@@ -269,8 +269,7 @@ func waitListen(hs []Host) error {
 	return nil
 }
 
-// parallelHosts runs f for every host, at most workers at once, and returns the first error: the
-// bounded form of parallel, for host lists larger than the lab's five.
+// parallelHosts runs f for every host, at most workers at once, and returns the first error.
 func parallelHosts(hs []Host, workers int, f func(Host) error) error {
 	errs := make([]error, len(hs))
 	sem := make(chan struct{}, workers)

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -232,24 +231,7 @@ func waitSSH() error {
 }
 
 // parallel runs f for every host at once and returns the first error.
-func parallel(f func(Host) error) error {
-	errs := make([]error, len(hosts))
-	var wg sync.WaitGroup
-	for i, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = f(h)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func parallel(f func(Host) error) error { return parallelHosts(hosts, len(hosts), f) }
 
 // teardown stops every process in every host's namespaces and removes the management bridge.
 func teardown() error {
