@@ -219,3 +219,27 @@ func TestSudo(t *testing.T) {
 	}
 	assertTunnelTraffic(t)
 }
+
+// TestBastion cuts the control machine's direct route to the director: a plain diff cannot reach
+// it, and with `jump` through the router (ProxyJump) apply and diff work and traffic flows.
+func TestBastion(t *testing.T) {
+	reset(t)
+	sh(t, lab.Control, "ip route add blackhole "+lab.DirectorMgmt+"/32")
+	defer sh(t, lab.Control, "ip route del blackhole "+lab.DirectorMgmt+"/32")
+	out := mustTunplan(t, example, 1, "diff", "--hosts", "lvs01")
+	if !strings.Contains(out, "Error: host lvs01: connect "+lab.DirectorMgmt+":22:") {
+		t.Fatalf("the director is still reachable without the bastion:\n%s", out)
+	}
+	src, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(src), `user          = "root"`, "user          = \"root\"\n  jump          = \"root@"+lab.RouterMgmt+"\"", 1)
+	p := filepath.Join(t.TempDir(), "jump.hcl")
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustTunplan(t, p, 0, "apply", "--auto-approve")
+	mustTunplan(t, p, 0, "diff")
+	assertTunnelTraffic(t)
+}
