@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -27,6 +28,10 @@ const maxRequest = 64 << 20
 func main() {
 	// The helper must finish (or restore) even when the SSH session that started it dies.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	// It lives for one request: collecting garbage before its heap nears 128 MiB is wasted work (a
+	// 10,000-destination load allocates about 60 MB; `make bench` measured it 20% faster so).
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(128 << 20)
 	if len(os.Args) > 1 && os.Args[1] == "--version" {
 		fmt.Println("tunplan-helper", selfHash())
 		return

@@ -371,15 +371,31 @@ func (e *Engine) readGeneration(n int) (Generation, error) {
 	return g, nil
 }
 
-// latestGeneration is the current generation, nil before tunplan first changed the host. Only it is
-// read: a large table's generations are megabytes each.
+// latestGeneration is the current generation, nil before tunplan first changed the host, read for
+// what an apply or a diff needs of it: its number, its run, and the scope of what it owns. Only it
+// is read, and its services without their destinations, which are nearly all of a large table's
+// megabyte: decoding them would cost a no-op apply as much again as its request.
 func (e *Engine) latestGeneration() (*Generation, error) {
 	ns, err := e.generationNumbers()
 	if err != nil || len(ns) == 0 {
 		return nil, err
 	}
-	g, err := e.readGeneration(ns[len(ns)-1])
-	return &g, err
+	n := ns[len(ns)-1]
+	var g struct {
+		Generation
+		State struct {
+			State
+			Services []ipvs.Key `json:"services"`
+		} `json:"state"`
+	}
+	if err := readJSON(e.genPath(n), &g); err != nil {
+		return nil, fmt.Errorf("generation %d: %w", n, err)
+	}
+	g.Generation.State = g.State.State
+	for _, k := range g.State.Services {
+		g.Generation.State.Services = append(g.Generation.State.Services, ipvs.Service{Protocol: k.Protocol, Address: k.Address, Port: k.Port})
+	}
+	return &g.Generation, nil
 }
 
 func (e *Engine) generations() ([]Generation, error) {

@@ -161,13 +161,17 @@ func svcKey(s cipvs.Service) string     { return fmt.Sprintf("%d/%s:%d", s.Proto
 func dstKey(d cipvs.Destination) string { return fmt.Sprintf("%s:%d", d.Address, d.Port) }
 
 func (f *fakeKernel) Services() ([]cipvs.Service, error) {
+	keys := make([]string, 0, len(f.svcs))
+	for k := range f.svcs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	var out []cipvs.Service
-	for _, s := range f.svcs {
-		svc := s.svc
+	for _, k := range keys {
+		svc := f.svcs[k].svc
 		svc.Flags |= cipvs.ServiceHashed // as the kernel reports it
 		out = append(out, svc)
 	}
-	sort.Slice(out, func(i, j int) bool { return svcKey(out[i]) < svcKey(out[j]) })
 	return out, nil
 }
 

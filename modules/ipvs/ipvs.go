@@ -41,11 +41,12 @@ type Write struct {
 	Name    string            // for errors: "create tcp/198.18.48.180:80 -> 198.18.1.183:80"
 }
 
-// Key identifies a virtual service.
+// Key identifies a virtual service. Its JSON is a Service's without the rest: a service decodes
+// into its Key.
 type Key struct {
-	Protocol string
-	Address  netip.Addr
-	Port     uint16
+	Protocol string     `json:"protocol"`
+	Address  netip.Addr `json:"address"`
+	Port     uint16     `json:"port"`
 }
 
 func (k Key) String() string {
