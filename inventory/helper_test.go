@@ -15,7 +15,7 @@ func TestParseHelperFacts(t *testing.T) {
 		{"nothing installed", "x86_64\n", "x86_64", map[string]remoteFile{}},
 		{"helper current", "aarch64\n0 700 4096 /var/lib/tunplan/bin\n0 700 3326114 /var/lib/tunplan/bin/tunplan-helper-1ba78ecd12e75bb2\n", "aarch64",
 			map[string]remoteFile{
-				"/var/lib/tunplan/bin":                                  {uid: 0, mode: 0o700, size: 4096},
+				"/var/lib/tunplan/bin":                                 {uid: 0, mode: 0o700, size: 4096},
 				"/var/lib/tunplan/bin/tunplan-helper-1ba78ecd12e75bb2": {uid: 0, mode: 0o700, size: 3326114},
 			}},
 		{"wrong owner", "x86_64\n65534 755 4096 /var/lib/tunplan/bin\n", "x86_64",

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -92,10 +93,19 @@ func engine() *host.Engine {
 		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request
 		IPVS:       func() (ipvs.Kernel, error) { return ipvs.Open() },
 		Session:    session(),
+		Open:       established,
 		FaultAt:    faultAt(),
 		FaultDelay: faultDelay(),
 	}
 }
+
+// established tells, by a sock_diag query, whether the session's TCP connection is still open here.
+func established(s *host.Session) bool {
+	sk, err := netlink.SocketGet(net.TCPAddrFromAddrPort(s.Server), net.TCPAddrFromAddrPort(s.Client))
+	return err == nil && sk.State == tcpEstablished
+}
+
+const tcpEstablished = 1 // TCP_ESTABLISHED in include/net/tcp_states.h
 
 func selfHash() string {
 	b, err := os.ReadFile("/proc/self/exe")

@@ -29,6 +29,9 @@ type Engine struct {
 	Now        func() time.Time
 	// Session is the SSH connection the request came over; changes that would cut it are refused.
 	Session *Session
+	// Open tells whether a session's TCP connection is still established on this host; with a
+	// Session, it lets a run claim the host for as long as its connection lasts (see locked).
+	Open func(*Session) bool
 	// FaultAt, when > 0, fails the apply before its FaultAt-th step; FaultDelay sleeps before each
 	// step, so a test can cut the connection mid-apply (test builds only).
 	FaultAt    int
@@ -44,13 +47,21 @@ func (e *Engine) Handle(req Request) Response {
 	var err error
 	switch req.Op {
 	case OpDiff:
-		var steps []change.Step
-		if steps, err = e.plan(req.Desired, e.latestState()); err == nil {
-			resp.Changes = change.Changes(steps)
+		diff := func() error {
+			steps, err := e.plan(req.Desired, e.latestState())
+			if err == nil {
+				resp.Changes = change.Changes(steps)
+			}
+			return err
+		}
+		if req.Claim {
+			err = e.locked(req, diff)
+		} else {
+			err = diff()
 		}
 		resp.LastRun = e.lastRunToTell()
 	case OpApply, OpRollback:
-		err = e.locked(req.Actor, time.Duration(req.LockWaitMS)*time.Millisecond, func() error {
+		err = e.locked(req, func() error {
 			err := e.converge(req, &resp)
 			if rerr := e.recordLastRun(req, resp, err); rerr != nil && err == nil {
 				err = rerr

@@ -56,31 +56,45 @@ func mkdirPrivate(dirs ...string) error {
 	return nil
 }
 
-// locked runs fn holding the host lock (flock on Dir/lock). The kernel drops a flock when its holder
-// dies, so a lock left by a dead process is simply free. A held lock is waited for up to wait, then
-// fails, naming its holder.
-func (e *Engine) locked(actor string, wait time.Duration, fn func() error) error {
+// locked runs fn holding the host lock (flock on Dir/lock) and the host's claim (Dir/claim). The
+// kernel drops a flock when its holder dies, so a lock left by a dead process is simply free. The
+// claim keeps the host for one run between its helper calls: it names the SSH connection of the run
+// that made it, and it holds while that connection is open, so a second run is turned away for the
+// whole of the first (a run has one connection per host). A held lock or claim is waited for up to
+// req.LockWaitMS, then fails, naming its holder.
+func (e *Engine) locked(req Request, fn func() error) error {
 	if err := mkdirPrivate(e.Dir); err != nil {
 		return err
 	}
-	path := e.Dir + "/lock"
+	path := filepath.Join(e.Dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	wait := time.Duration(req.LockWaitMS) * time.Millisecond
 	deadline := time.Now().Add(wait)
 	for {
+		var holder string
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
+		switch {
+		case err == nil:
+			if holder = e.otherClaim(); holder != "" {
+				syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			}
+		case errors.Is(err, syscall.EWOULDBLOCK):
+			b, _ := os.ReadFile(path)
+			if holder = strings.TrimSpace(string(b)); holder == "" {
+				holder = "holder unknown"
+			}
+		default:
 			return fmt.Errorf("lock %s: %w", path, err)
 		}
+		if holder == "" {
+			break
+		}
 		if time.Now().After(deadline) {
-			holder, _ := os.ReadFile(path)
-			msg := fmt.Sprintf("host is locked by another tunplan run (%s)", strings.TrimSpace(string(holder)))
+			msg := fmt.Sprintf("host is locked by another tunplan run (%s)", holder)
 			if wait > 0 {
 				msg += fmt.Sprintf("; gave up after waiting %v", wait)
 			}
@@ -89,9 +103,40 @@ func (e *Engine) locked(actor string, wait time.Duration, fn func() error) error
 		time.Sleep(100 * time.Millisecond)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	since := time.Now().UTC().Format(time.RFC3339)
 	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+" since "+time.Now().UTC().Format(time.RFC3339)+" by "+actor+"\n"), 0)
+	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+" since "+since+" by "+req.Actor+"\n"), 0)
+	if e.claims() {
+		if err := writeJSON(e.claimPath(), claim{Connection: e.Session.String(), RunID: req.RunID, Actor: req.Actor, Since: since}); err != nil {
+			return fmt.Errorf("claim the host: %w", err)
+		}
+	}
 	return fn()
+}
+
+// claim is the run that has the host, by the SSH connection it came over.
+type claim struct {
+	Connection string `json:"connection"` // its SSH_CONNECTION
+	RunID      string `json:"run_id,omitempty"`
+	Actor      string `json:"actor,omitempty"`
+	Since      string `json:"since"`
+}
+
+func (e *Engine) claimPath() string { return filepath.Join(e.Dir, "claim") }
+
+func (e *Engine) claims() bool { return e.Session != nil && e.Open != nil }
+
+// otherClaim describes the claim of another run whose connection is still open, or is "".
+func (e *Engine) otherClaim() string {
+	var c claim
+	if !e.claims() || readJSON(e.claimPath(), &c) != nil || c.Connection == e.Session.String() {
+		return ""
+	}
+	s := ParseSession(c.Connection)
+	if s == nil || !e.Open(s) {
+		return "" // its run is over: the connection it came over is closed
+	}
+	return fmt.Sprintf("run %s since %s by %s, connected from %s", c.RunID, c.Since, c.Actor, s.Client)
 }
 
 func (e *Engine) lastRunPath() string { return filepath.Join(e.Dir, "last-run.json") }

@@ -49,6 +49,9 @@ type Request struct {
 	Actor   string `json:"actor,omitempty"`  // user@machine running the CLI, recorded in generations
 	// LockWaitMS is how long apply and rollback wait for another run's lock; 0 fails at once.
 	LockWaitMS int64 `json:"lock_wait_ms,omitempty"`
+	// Claim makes a diff take the host lock and claim the host for this request's SSH connection:
+	// the diff that opens an apply, so a concurrent run is turned away before either changes a host.
+	Claim bool `json:"claim,omitempty"`
 }
 
 // LastRun is the outcome of the latest apply or rollback, recorded on the host (Dir/last-run.json)

@@ -159,3 +159,46 @@ func TestSessionGuardStopsApplyAndDiff(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimKeepsTheHostForOneRun: the diff that opens a run claims the host for its SSH connection;
+// while that connection is open, another run's diff and apply are turned away and the run's own
+// apply goes ahead. Once it is closed, the claim is free.
+func TestClaimKeepsTheHostForOneRun(t *testing.T) {
+	f := newFake()
+	a := newEngine(t, f)
+	b := *a
+	open := map[string]bool{}
+	isOpen := func(s *Session) bool { return open[s.String()] }
+	a.Session, a.Open = ParseSession("198.18.0.1 40001 198.18.0.11 22"), isOpen
+	b.Session, b.Open = ParseSession("198.18.0.2 40002 198.18.0.11 22"), isOpen
+	open[a.Session.String()], open[b.Session.String()] = true, true
+
+	claim := Request{Op: OpDiff, Desired: director("rr", 1, 1), Claim: true, RunID: "run-a", Actor: "alice@ops1"}
+	if resp := a.Handle(claim); resp.Error != "" {
+		t.Fatalf("first claim: %s", resp.Error)
+	}
+	for _, req := range []Request{
+		{Op: OpDiff, Desired: director("rr", 1, 1), Claim: true, RunID: "run-b", Actor: "bob@ops2"},
+		{Op: OpApply, Desired: director("rr", 1, 1), RunID: "run-b", Actor: "bob@ops2"},
+	} {
+		resp := b.Handle(req)
+		if want := "host is locked by another tunplan run (run run-a since "; !strings.Contains(resp.Error, want) ||
+			!strings.Contains(resp.Error, "by alice@ops1, connected from 198.18.0.1:40001)") {
+			t.Errorf("second run's %s: error %q, want the claim named", req.Op, resp.Error)
+		}
+	}
+	if len(f.svcs) != 0 {
+		t.Fatalf("the second run changed the host:\n%s", f.dump())
+	}
+	// A plain diff (tunplan diff) is not turned away.
+	if resp := b.Handle(Request{Op: OpDiff, Desired: director("rr", 1, 1)}); resp.Error != "" {
+		t.Errorf("plain diff: %s", resp.Error)
+	}
+	if resp := a.Handle(Request{Op: OpApply, Desired: director("rr", 1, 1), RunID: "run-a", Actor: "alice@ops1"}); resp.Outcome != "applied" {
+		t.Fatalf("the claiming run's apply: %+v", resp)
+	}
+	open[a.Session.String()] = false
+	if resp := b.Handle(Request{Op: OpApply, Desired: director("rr", 2, 1), RunID: "run-b", Actor: "bob@ops2"}); resp.Outcome != "applied" {
+		t.Fatalf("apply after the first run's connection closed: %+v", resp)
+	}
+}

@@ -27,6 +27,11 @@ func ParseSession(v string) *Session {
 	return &Session{Client: client, Server: server}
 }
 
+// String is the session as SSH_CONNECTION gives it.
+func (s *Session) String() string {
+	return fmt.Sprintf("%s %d %s %d", s.Client.Addr(), s.Client.Port(), s.Server.Addr(), s.Server.Port())
+}
+
 func parseAddrPort(addr, port string) (netip.AddrPort, error) {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {

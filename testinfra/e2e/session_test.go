@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -242,4 +243,40 @@ func TestBastion(t *testing.T) {
 	mustTunplan(t, p, 0, "apply", "--auto-approve")
 	mustTunplan(t, p, 0, "diff")
 	assertTunnelTraffic(t)
+}
+
+// TestClaimLastsWhileItsConnectionIsOpen: a run's claim on a host turns other runs away while the
+// run's SSH connection is open (the helper asks the host's kernel, by sock_diag) and is free once it
+// closes. An OpenSSH session stands in for the first run.
+func TestClaimLastsWhileItsConnectionIsOpen(t *testing.T) {
+	reset(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ssh := exec.CommandContext(ctx, "ssh", "-i", lab.SSHKey(), "-o", "UserKnownHostsFile="+lab.KnownHosts(),
+		"-o", "BatchMode=yes", "root@"+lab.DirectorMgmt, `echo "$SSH_CONNECTION"; exec sleep 120`)
+	stdout, err := ssh.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ssh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	f := strings.Fields(line)
+	if err != nil || len(f) != 4 {
+		t.Fatalf("ssh printed %q: %v", line, err)
+	}
+	sh(t, "director", fmt.Sprintf(`mkdir -p -m 0700 /var/lib/tunplan && echo '{"connection":"%s","run_id":"0123abcd","actor":"alice@ops1","since":"2026-11-25T00:00:00Z"}' > /var/lib/tunplan/claim`, strings.Join(f, " ")))
+	out := mustTunplan(t, example, 1, "apply", "--auto-approve")
+	want := fmt.Sprintf("host lvs01: host is locked by another tunplan run (run 0123abcd since 2026-11-25T00:00:00Z by alice@ops1, connected from %s:%s)", f[0], f[1])
+	if !strings.Contains(out, want) {
+		t.Errorf("apply output lacks %q:\n%s", want, out)
+	}
+	if ipvs := sh(t, "director", "ipvsadm -Sn"); strings.TrimSpace(ipvs) != "" {
+		t.Errorf("claimed director was changed:\n%s", ipvs)
+	}
+	cancel()
+	_ = ssh.Wait()
+	mustTunplan(t, example, 0, "apply", "--auto-approve")
+	mustTunplan(t, example, 0, "diff")
 }

@@ -47,7 +47,8 @@ func applyRun(o *applyOptions) error {
 	if err := o.connectAll(f); err != nil {
 		return err
 	}
-	f.diff()
+	runID, actor := newRunID(), actor()
+	f.claimDiff(runID, actor, o.lockWait)
 	hosts, t := collect(f.members)
 	renderHuman(o.io, o.io.Out, hosts)
 	if err := o.reportFailures(f); err != nil {
@@ -64,7 +65,7 @@ func applyRun(o *applyOptions) error {
 			return err
 		}
 	}
-	return o.converge(f)
+	return o.converge(f, runID, actor)
 }
 
 func (o *applyOptions) confirm() (bool, error) {
@@ -82,7 +83,7 @@ func (o *applyOptions) confirm() (bool, error) {
 
 // converge applies in three phases so traffic never reaches a realserver that would drop it:
 // realservers add → directors (everything) → realservers remove.
-func (o *applyOptions) converge(f *fleet) error {
+func (o *applyOptions) converge(f *fleet, runID, actor string) error {
 	// Each phase goes only to the hosts that have changes of its kind, so a phase with nothing to do
 	// does not overwrite what an earlier one reported.
 	var directors, rsAdd, rsRemove []*member
@@ -100,7 +101,6 @@ func (o *applyOptions) converge(f *fleet) error {
 			}
 		}
 	}
-	runID, actor := newRunID(), actor()
 	phase := func(ms []*member, p host.Phase) bool {
 		f.request(ms, func(m *member) host.Request {
 			return host.Request{Op: host.OpApply, Host: m.target.Name, Desired: m.desired, RunID: runID, Phase: p, Actor: actor, LockWaitMS: o.lockWait.Milliseconds()}

@@ -28,6 +28,7 @@ type fakeHosts struct {
 	changes  map[string][]change.Change // what diff reports per host
 	fail     map[string]error           // hosts that cannot be reached
 	applyErr map[string]string          // hosts whose apply fails
+	claimErr map[string]string          // hosts whose claiming diff fails (another run has them)
 	calls    []string                   // "host op phase"
 	history  map[string][]host.Generation
 }
@@ -49,7 +50,14 @@ func (s fakeSession) Close() error { return nil }
 func (s fakeSession) Run(req host.Request) (host.Response, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
-	s.f.calls = append(s.f.calls, strings.TrimSpace(s.name+" "+string(req.Op)+" "+string(req.Phase)))
+	op := string(req.Op)
+	if req.Claim {
+		op = "claim"
+	}
+	s.f.calls = append(s.f.calls, strings.TrimSpace(s.name+" "+op+" "+string(req.Phase)))
+	if e := s.f.claimErr[s.name]; e != "" && req.Claim {
+		return host.Response{Host: s.name, Error: e}, nil
+	}
 	resp := host.Response{Host: s.name, Changes: s.f.changes[s.name], Generations: s.f.history[s.name]}
 	if req.Op == host.OpApply {
 		if e := s.f.applyErr[s.name]; e != "" {
@@ -170,6 +178,29 @@ func TestApplyOrdersRealserversAroundDirectors(t *testing.T) {
 		}
 	}
 	golden(t, "apply_ok.txt", out)
+}
+
+// TestApplyClaimsTheFirstHostAlone: an apply's diff claims the first host by name before the
+// others, so two runs of one plan meet there; a run turned away there claims no other host and
+// changes nothing.
+func TestApplyClaimsTheFirstHostAlone(t *testing.T) {
+	f := driftingHosts()
+	if out, errOut, code := runCLI(t, f, "", "apply", "--auto-approve", "-f", example); code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if len(f.calls) < 3 || f.calls[0] != "beijing claim" || !contains(f.calls[1:3], "lvs01 claim") || !contains(f.calls[1:3], "shanghai claim") {
+		t.Errorf("calls %v, want beijing's claim first, then lvs01's and shanghai's", f.calls)
+	}
+
+	f = driftingHosts()
+	f.claimErr = map[string]string{"beijing": "host is locked by another tunplan run (run 1f2e since 2026-11-25T00:00:00Z by alice@ops1, connected from 198.19.0.3:40122)"}
+	_, errOut, code := runCLI(t, f, "", "apply", "--auto-approve", "-f", example)
+	if code != exitError || !strings.Contains(errOut, "Error: host beijing: host is locked by another tunplan run (run 1f2e") {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if want := []string{"beijing claim", "lvs01 diff", "shanghai diff"}; len(f.calls) != 3 || f.calls[0] != want[0] || !contains(f.calls[1:], want[1]) || !contains(f.calls[1:], want[2]) {
+		t.Errorf("calls %v, want %v (in any order after the first)", f.calls, want)
+	}
 }
 
 func contains(list []string, s string) bool {

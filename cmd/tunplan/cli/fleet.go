@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tunplan/tunplan/cmd/tunplan/helperbin"
 	"github.com/tunplan/tunplan/inventory"
@@ -96,6 +97,25 @@ func (f *fleet) diff() {
 	f.request(f.members, func(m *member) host.Request {
 		return host.Request{Op: host.OpDiff, Host: m.target.Name, Desired: m.desired}
 	})
+}
+
+// claimDiff is the diff that opens an apply: it also locks each host and claims it for this run's
+// connection (held until the run ends). The first host by name goes alone, so of two runs of one
+// plan started together the one that claims it first gets every host and the other is turned away
+// there. A run turned away claims no other host: their diffs are plain.
+func (f *fleet) claimDiff(runID, actor string, wait time.Duration) {
+	ms := live(f.members)
+	if len(ms) == 0 {
+		return
+	}
+	sortMembers(ms)
+	claim := true
+	build := func(m *member) host.Request {
+		return host.Request{Op: host.OpDiff, Host: m.target.Name, Desired: m.desired, Claim: claim, RunID: runID, Actor: actor, LockWaitMS: wait.Milliseconds()}
+	}
+	f.request(ms[:1], build)
+	claim = ms[0].err == nil
+	f.request(ms[1:], build)
 }
 
 func (f *fleet) close() {
