@@ -69,27 +69,18 @@ func (vm *VM) Run(script string) (int, error) {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, vm.Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", vm.qemuArgs(initrd)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan VM if we are killed
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return -1, fmt.Errorf("lab: %w", err)
-	}
-	cmd.Stderr = os.Stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("lab: start qemu: %w", err)
-	}
-	vm.copyConsole(out, start)
-	err = cmd.Wait()
-	fmt.Fprintf(vm.Stdout, "lab: VM ran %.1fs\n", time.Since(start).Seconds())
-	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return -1, fmt.Errorf("lab: VM still running after %v (TUNPLAN_LAB_TIMEOUT): killed it", vm.Timeout)
-	case ctx.Err() != nil:
-		return -1, errors.New("lab: interrupted: killed the VM")
-	case err != nil:
-		return -1, fmt.Errorf("lab: qemu: %w", err)
+	for attempt := 1; ; attempt++ {
+		stuck, err := vm.boot(ctx, initrd)
+		if err != nil {
+			return -1, err
+		}
+		if !stuck {
+			break
+		}
+		if attempt == bootAttempts {
+			return -1, fmt.Errorf("lab: the VM's CPUs locked up before its topology was up, %d times in a row", attempt)
+		}
+		fmt.Fprintf(vm.Stdout, "lab: the VM's CPUs locked up before its topology was up (a qemu TCG hang): booting it again (attempt %d of %d)\n", attempt+1, bootAttempts)
 	}
 	rc, err := os.ReadFile(filepath.Join(vm.Dir, "rc"))
 	if err != nil {
@@ -100,6 +91,43 @@ func (vm *VM) Run(script string) (int, error) {
 		return -1, fmt.Errorf("lab: exit code file: %w", err)
 	}
 	return code, nil
+}
+
+// bootAttempts is how many times Run boots a VM whose CPUs lock up before its topology is up. Under
+// qemu's TCG both vCPUs have been seen to spin in the kernel from the first seconds of a boot
+// ("watchdog: BUG: soft lockup"), never to recover; nothing of the run has happened yet then.
+const bootAttempts = 3
+
+// boot runs qemu once. stuck reports that it was killed because the kernel reported a soft lockup
+// before the topology was up.
+func (vm *VM) boot(ctx context.Context, initrd string) (stuck bool, err error) {
+	ctx, kill := context.WithCancel(ctx)
+	defer kill()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", vm.qemuArgs(initrd)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan VM if we are killed
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return false, fmt.Errorf("lab: %w", err)
+	}
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return false, fmt.Errorf("lab: start qemu: %w", err)
+	}
+	stuck = vm.copyConsole(out, start, kill)
+	err = cmd.Wait()
+	fmt.Fprintf(vm.Stdout, "lab: VM ran %.1fs\n", time.Since(start).Seconds())
+	switch {
+	case stuck:
+		return true, nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return false, fmt.Errorf("lab: VM still running after %v (TUNPLAN_LAB_TIMEOUT): killed it", vm.Timeout)
+	case ctx.Err() != nil:
+		return false, errors.New("lab: interrupted: killed the VM")
+	case err != nil:
+		return false, fmt.Errorf("lab: qemu: %w", err)
+	}
+	return false, nil
 }
 
 func (vm *VM) qemuArgs(initrd string) []string {
@@ -124,9 +152,11 @@ func (vm *VM) Cleanup() {
 }
 
 // copyConsole copies the serial console line by line without its carriage returns, reports the boot
-// time when /init hands over to the run's script, and drops the kernel's power-down message.
-func (vm *VM) copyConsole(r io.Reader, start time.Time) {
+// time when /init hands over to the run's script, and drops the kernel's power-down message. A soft
+// lockup reported before the topology is up kills the VM (kill) and makes it return true.
+func (vm *VM) copyConsole(r io.Reader, start time.Time, kill func()) (stuck bool) {
 	br := bufio.NewReader(r)
+	up := false
 	for {
 		line, err := br.ReadBytes('\n')
 		line = bytes.ReplaceAll(line, []byte("\r"), nil)
@@ -135,10 +165,15 @@ func (vm *VM) copyConsole(r io.Reader, start time.Time) {
 			line = fmt.Appendf(nil, "lab: VM booted in %.1fs\n", time.Since(start).Seconds())
 		case bytes.HasSuffix(trimmed, []byte("] reboot: Power down")):
 			line = nil // the kernel's last word on every run
+		case bytes.HasPrefix(trimmed, []byte("lab: topology up")):
+			up = true
+		case !up && !stuck && bytes.Contains(trimmed, []byte("watchdog: BUG: soft lockup")):
+			stuck = true
+			kill()
 		}
 		vm.Stdout.Write(line)
 		if err != nil {
-			return
+			return stuck
 		}
 	}
 }
