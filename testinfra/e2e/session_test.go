@@ -53,15 +53,27 @@ func TestSSHCutMidApply(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// The apply holds the lock (a diff runs the helper first, without it) and names its pid there.
-	pid := waitFor(t, 60*time.Second, "the apply to take the lock", func() string {
+	// The apply holds the lock and names its pid there. The claiming diff before it holds the lock
+	// too, for well under a second: the apply is the holder that stays (2 s per step).
+	holder := func() string {
 		o, err := lab.Sh("director", "flock -n /var/lib/tunplan/lock true || sed -n 's/^pid \\([0-9]*\\) .*/\\1/p' /var/lib/tunplan/lock")
 		if err != nil {
 			return ""
 		}
 		return strings.TrimSpace(o)
+	}
+	pid := waitFor(t, 60*time.Second, "the apply to take the lock", func() string {
+		p := holder()
+		if p == "" {
+			return ""
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if holder() != p {
+			return ""
+		}
+		return p
 	})
-	time.Sleep(3 * time.Second) // inside the apply: the first step done, the second under way
+	time.Sleep(1500 * time.Millisecond) // inside the apply: the first step done, the second under way
 	killed := killSSHSession(t, pid)
 	err = cmd.Wait()
 	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(out.String(), "host lvs01: the connection was lost before the helper answered") {
