@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -31,78 +32,235 @@ type Helper struct {
 	SHA256 string // hex
 }
 
-// Helpers hands out the embedded helper for a machine architecture as `uname -m` names it.
+// Name is the helper's file name on a host: it carries the hash, so a new build gets a new name.
+func (h Helper) Name() string { return "tunplan-helper-" + h.SHA256[:16] }
+
+// Helpers hands out the embedded helpers.
 type Helpers interface {
+	// Binary is the helper for a machine architecture as `uname -m` names it.
 	Binary(arch string) (Helper, error)
+	// Names are the file names of every embedded helper (Helper.Name).
+	Names() []string
 }
 
-// EnsureHelper makes sure the helper for the host's architecture is on the host under a name that
-// carries its hash. A helper already there is not sent again; a new one is sent compressed, unpacked
-// under a temporary name, its hash checked on the host, and only then renamed into place.
-func (c *Conn) EnsureHelper(hs Helpers) error {
-	// One command tells the architecture and, when the login can see them, the helper directory's
-	// owner and mode and the helpers in it: a host whose helper is current needs nothing more.
-	out, err := c.output("uname -m; stat -c '%u %a %s %n' " + HelperDir + " " + HelperDir + "/tunplan-helper-* 2>/dev/null; true")
-	if err != nil {
-		return fmt.Errorf("host %s: uname: %w", c.Target.Name, err)
+// The helper serves one run's requests over one SSH session per host: the CLI writes a request as
+// one line of JSON, the helper answers with one line, until the CLI closes its input (helperReady
+// comes first). Starting it is one remote command when the host has the current helper; otherwise
+// that command reports what the host has (exit status needHelper), the helper is uploaded over SFTP,
+// and a second command unpacks, checks and installs it, then starts it.
+const (
+	helperReady   = "tunplan-helper-ready"
+	factsHeader   = "tunplan-helper-facts"
+	needHelper    = 111
+	installFailed = 112
+)
+
+// StartHelper starts the helper on the host, uploading it first when the host lacks the current one.
+func (c *Conn) StartHelper(hs Helpers) error {
+	err := c.start(runScript(HelperDir, hs.Names()))
+	var missing *missingHelper
+	if !errors.As(err, &missing) {
+		return err
 	}
-	arch, files := parseHelperFacts(out)
+	arch, files := parseHelperFacts(missing.facts)
 	h, err := hs.Binary(arch)
 	if err != nil {
 		return fmt.Errorf("host %s: %w", c.Target.Name, err)
-	}
-	final := path.Join(HelperDir, "tunplan-helper-"+h.SHA256[:16])
-	if c.Target.Sudo {
-		return c.ensureHelperSudo(h, final)
 	}
 	if dir, ok := files[HelperDir]; ok {
 		if err := c.helperDirOK(dir.uid, dir.mode); err != nil {
 			return err
 		}
-		if f, ok := files[final]; ok && f.size == h.Size {
-			c.helper = final
-			return nil
-		}
 	}
-	sc, err := sftp.NewClient(c.client)
-	if err != nil {
-		return fmt.Errorf("host %s: sftp: %w", c.Target.Name, err)
-	}
-	defer sc.Close()
-	if err := sc.MkdirAll(HelperDir); err != nil {
-		return fmt.Errorf("host %s: create %s: %w", c.Target.Name, HelperDir, err)
-	}
-	for _, d := range []string{path.Dir(HelperDir), HelperDir} {
-		if err := sc.Chmod(d, 0o700); err != nil {
-			return fmt.Errorf("host %s: chmod %s: %w", c.Target.Name, d, err)
-		}
-	}
-	if err := c.checkHelperDir(sc); err != nil {
+	gz := "/tmp/" + h.Name() + ".gz-" + randomSuffix()
+	if err := c.upload(gz, h.Gzip); err != nil {
 		return err
 	}
-	tmp := final + ".tmp-" + randomSuffix()
-	if err := c.send(sc, tmp, h); err != nil {
-		return err
-	}
-	if err := sc.PosixRename(tmp, final); err != nil {
-		return fmt.Errorf("host %s: install helper: %w", c.Target.Name, err)
-	}
-	c.helper = final
-	c.removeOldHelpers(sc, final)
-	return nil
+	return c.start(installScript(HelperDir, gz, h))
 }
 
-// checkHelperDir refuses a helper directory that others could write to or that root does not own.
-func (c *Conn) checkHelperDir(sc *sftp.Client) error {
-	st, err := sc.Stat(HelperDir)
+// runScript starts an installed helper (one of names) from dir when dir is root's with mode 0700,
+// or else reports on standard error the architecture and dir's files and exits needHelper. "$1" is
+// the SSH connection (see command).
+func runScript(dir string, names []string) string {
+	var paths []string
+	for _, n := range names {
+		paths = append(paths, shellQuote(path.Join(dir, n)))
+	}
+	return fmt.Sprintf(`d=%[1]s
+for h in %[2]s; do
+  if [ -x "$h" ] && [ "$(stat -c %%u:%%a "$d")" = 0:700 ]; then echo %[3]s; exec "$h" --ssh-connection "$1"; fi
+done
+{ echo %[5]s; uname -m; stat -c '%%u %%a %%s %%n' "$d" "$d"/tunplan-helper-* 2>/dev/null; } >&2
+exit %[4]d`, shellQuote(dir), strings.Join(paths, " "), helperReady, needHelper, factsHeader)
+}
+
+// installScript unpacks the uploaded helper gz into dir under a temporary name, checks its hash,
+// renames it into place, removes other versions (not uploads in progress: they may be a concurrent
+// run's) and starts it. On failure it removes what it wrote and exits installFailed.
+func installScript(dir, gz string, h Helper) string {
+	final := path.Join(dir, h.Name())
+	return fmt.Sprintf(`t=%[4]s.tmp-%[5]s
+fail() { rm -f "$t" %[3]s; echo "$*" >&2; exit %[7]d; }
+install -d -o root -m 0700 %[1]s %[2]s || fail "cannot create %[2]s"
+gzip -dc %[3]s > "$t" && chmod 0700 "$t" || fail "cannot unpack the helper"
+sum=$(sha256sum "$t") && sum=${sum%%%% *}
+[ "$sum" = %[6]s ] || fail "helper upload corrupted: sha256 $sum on the host, %[6]s sent"
+mv -f "$t" %[4]s && rm -f %[3]s || fail "cannot install the helper"
+for o in %[2]s/tunplan-helper-*; do case $o in %[4]s|*.tmp-*) ;; *) rm -f "$o";; esac; done
+echo %[8]s; exec %[4]s --ssh-connection "$1"`,
+		shellQuote(path.Dir(dir)), shellQuote(dir), shellQuote(gz), shellQuote(final), randomSuffix(), h.SHA256, installFailed, helperReady)
+}
+
+// missingHelper is runScript's answer when the host has no current helper: what it found.
+type missingHelper struct{ facts string }
+
+func (*missingHelper) Error() string { return "no current helper" }
+
+// helperProc is the helper serving this connection's requests.
+type helperProc struct {
+	s      *ssh.Session
+	in     io.WriteCloser
+	out    *bufio.Reader
+	stderr *bytes.Buffer
+}
+
+// command wraps a script so that it runs as root, with the SSH connection as "$1": the login shell
+// expands SSH_CONNECTION before sudo would drop it, and the helper refuses changes that would cut
+// this session.
+func (c *Conn) command(script string) string {
+	if c.Target.Sudo {
+		return "sudo -n sh -c " + shellQuote(script) + ` tunplan "$SSH_CONNECTION"`
+	}
+	return `set -- "$SSH_CONNECTION"` + "\n" + script
+}
+
+// start runs a script that ends by starting the helper, and waits for the helper's ready line.
+func (c *Conn) start(script string) error {
+	s, err := c.client.NewSession()
 	if err != nil {
-		return fmt.Errorf("host %s: %s: %w", c.Target.Name, HelperDir, err)
+		return fmt.Errorf("host %s: %w", c.Target.Name, err)
 	}
-	fs, ok := st.Sys().(*sftp.FileStat)
-	if !ok {
-		return fmt.Errorf("host %s: %s: no owner in the SFTP answer", c.Target.Name, HelperDir)
+	p := &helperProc{s: s, stderr: &bytes.Buffer{}}
+	s.Stderr = p.stderr
+	p.in, err = s.StdinPipe()
+	var out io.Reader
+	if err == nil {
+		out, err = s.StdoutPipe()
 	}
-	return c.helperDirOK(fs.UID, st.Mode().Perm())
+	if err == nil {
+		err = s.Start(c.command(script))
+	}
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("host %s: start helper: %w", c.Target.Name, err)
+	}
+	p.out = bufio.NewReader(out)
+	err = timeout(CommandTimeout, s, func() error {
+		for {
+			line, err := p.out.ReadString('\n')
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(line) == helperReady {
+				return nil
+			}
+		}
+	})
+	if err == nil {
+		c.proc = p
+		return nil
+	}
+	if errors.Is(err, io.EOF) {
+		err = s.Wait()
+	}
+	s.Close()
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) && ee.ExitStatus() == needHelper {
+		return &missingHelper{facts: p.stderr.String()}
+	}
+	return fmt.Errorf("host %s: start helper: %w", c.Target.Name, c.explain(err, p.stderr.String()))
+}
+
+// Run sends one request to the helper and returns its response.
+func (c *Conn) Run(req host.Request) (host.Response, error) {
+	var resp host.Response
+	p := c.proc
+	if p == nil {
+		return resp, fmt.Errorf("host %s: helper not started", c.Target.Name)
+	}
+	in, err := json.Marshal(req)
+	if err != nil {
+		return resp, err
+	}
+	var line []byte
+	err = timeout(CommandTimeout, p.s, func() error {
+		if _, err := p.in.Write(append(in, '\n')); err != nil {
+			return err
+		}
+		line, err = p.out.ReadBytes('\n')
+		return err
+	})
+	if err != nil {
+		c.proc = nil
+		if !errors.Is(err, errTimeout) {
+			err = p.s.Wait()
+		}
+		p.s.Close()
+		var missing *ssh.ExitMissingError
+		switch {
+		case errors.As(err, &missing) || errors.Is(err, io.EOF):
+			return resp, fmt.Errorf("host %s: the connection was lost before the helper answered; it finishes or restores on its own, and `tunplan diff` reports its outcome", c.Target.Name)
+		case err == nil:
+			err = errors.New("ended without answering")
+		}
+		return resp, fmt.Errorf("host %s: helper: %w", c.Target.Name, c.explain(err, p.stderr.String()))
+	}
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return resp, fmt.Errorf("host %s: helper answered something that is not a response: %w", c.Target.Name, err)
+	}
+	return resp, nil
+}
+
+// stopHelper ends the helper's input and waits a little for it to exit, so that what it does after
+// its last answer (marking the outcome reported) is done when the run ends.
+func (c *Conn) stopHelper() {
+	p := c.proc
+	if p == nil {
+		return
+	}
+	c.proc = nil
+	p.in.Close()
+	_ = timeout(DialTimeout, p.s, p.s.Wait)
+	p.s.Close()
+}
+
+var errTimeout = errors.New("timeout")
+
+// timeout runs fn, and closes the session if fn has not returned after d.
+func timeout(d time.Duration, s *ssh.Session, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		s.Close()
+		return fmt.Errorf("%w: no answer after %v (the helper may still finish on the host; `tunplan diff` shows the outcome)", errTimeout, d)
+	}
+}
+
+// explain turns a remote command's failure into what to do about it.
+func (c *Conn) explain(err error, stderr string) error {
+	msg := strings.TrimSpace(stderr)
+	if strings.Contains(msg, "sudo: a password is required") {
+		return fmt.Errorf("sudo needs a password for %s; allow NOPASSWD for the helper or log in as root", c.Target.User)
+	}
+	var ee *ssh.ExitError
+	if msg != "" && errors.As(err, &ee) {
+		return errors.New(msg)
+	}
+	return err
 }
 
 func (c *Conn) helperDirOK(uid uint32, mode os.FileMode) error {
@@ -119,8 +277,12 @@ type remoteFile struct {
 	size int64
 }
 
-// parseHelperFacts reads EnsureHelper's command: `uname -m`, then one stat line per file that exists.
+// parseHelperFacts reads runScript's report: after factsHeader (the login may print something
+// first, sshd a missing home directory), `uname -m`, then one stat line per file that exists.
 func parseHelperFacts(out string) (arch string, files map[string]remoteFile) {
+	if _, after, ok := strings.Cut(out, factsHeader+"\n"); ok {
+		out = after
+	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	files = map[string]remoteFile{}
 	for _, l := range lines[1:] {
@@ -138,151 +300,35 @@ func parseHelperFacts(out string) (arch string, files map[string]remoteFile) {
 	return strings.TrimSpace(lines[0]), files
 }
 
-// send writes the helper to name on the host: the compressed bytes over SFTP to name.gz, unpacked
-// there by gzip, and checked against the hash. On failure neither file is left behind.
-func (c *Conn) send(sc *sftp.Client, name string, h Helper) error {
-	gz := name + ".gz"
-	err := c.upload(sc, gz, h.Gzip)
-	if err == nil {
-		var out string
-		out, err = c.output(fmt.Sprintf("gzip -dc %[1]s > %[2]s && chmod 0700 %[2]s && rm -f %[1]s && sha256sum %[2]s", gz, name))
-		if err != nil {
-			err = fmt.Errorf("host %s: unpack helper: %w", c.Target.Name, err)
-		} else if got, _, _ := strings.Cut(out, " "); got != h.SHA256 {
-			err = fmt.Errorf("host %s: helper upload corrupted: sha256 %s on the host, %s sent", c.Target.Name, got, h.SHA256)
-		}
-	}
-	if err != nil {
-		_ = sc.Remove(gz)
-		_ = sc.Remove(name)
-	}
-	return err
-}
-
-func (c *Conn) upload(sc *sftp.Client, name string, b []byte) error {
-	f, err := sc.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-	if err != nil {
-		return fmt.Errorf("host %s: upload helper: %w", c.Target.Name, err)
-	}
-	n, err := f.Write(b)
-	c.Uploaded += int64(n)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("host %s: upload helper: %w", c.Target.Name, err)
-	}
-	return nil
-}
-
-// removeOldHelpers deletes helpers of other versions. Uploads in progress (".tmp-") are left alone:
-// they may belong to a concurrent run, which removes its own on failure.
-func (c *Conn) removeOldHelpers(sc *sftp.Client, keep string) {
-	entries, err := sc.ReadDir(HelperDir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if p := path.Join(HelperDir, e.Name()); p != keep && strings.HasPrefix(e.Name(), "tunplan-helper-") && !strings.Contains(e.Name(), ".tmp-") {
-			_ = sc.Remove(p)
-		}
-	}
-}
-
-// ensureHelperSudo installs the helper as root through `sudo -n`: the SFTP side runs as the login
-// user, so the binary goes to a private temporary file first.
-func (c *Conn) ensureHelperSudo(h Helper, final string) error {
-	if _, err := c.output("sudo -n test -x " + final); err == nil {
-		c.helper = final
-		return nil
-	}
+// upload writes b over SFTP to a new file (never an existing one: the name is random and the file
+// created exclusively), readable by the login user alone.
+func (c *Conn) upload(name string, b []byte) error {
 	sc, err := sftp.NewClient(c.client)
 	if err != nil {
 		return fmt.Errorf("host %s: sftp: %w", c.Target.Name, err)
 	}
 	defer sc.Close()
-	tmp := "/tmp/tunplan-helper-" + randomSuffix()
-	if err := c.send(sc, tmp, h); err != nil {
-		return err
+	f, err := sc.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return fmt.Errorf("host %s: upload helper: %w", c.Target.Name, err)
 	}
-	defer sc.Remove(tmp)
-	script := fmt.Sprintf("sudo -n sh -c 'install -d -o root -m 0700 %s %s && install -o root -m 0700 %s %s'", path.Dir(HelperDir), HelperDir, tmp, final)
-	if _, err := c.output(script); err != nil {
-		return fmt.Errorf("host %s: install helper with sudo: %w", c.Target.Name, err)
+	err = f.Chmod(0o600)
+	if err == nil {
+		var n int
+		n, err = f.Write(b)
+		c.Uploaded += int64(n)
 	}
-	c.helper = final
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = sc.Remove(name)
+		return fmt.Errorf("host %s: upload helper: %w", c.Target.Name, err)
+	}
 	return nil
 }
 
-// Run sends one request to the helper on the host and returns its response.
-func (c *Conn) Run(req host.Request) (host.Response, error) {
-	var resp host.Response
-	if c.helper == "" {
-		return resp, fmt.Errorf("host %s: helper not installed", c.Target.Name)
-	}
-	in, err := json.Marshal(req)
-	if err != nil {
-		return resp, err
-	}
-	// The login shell expands SSH_CONNECTION before sudo would drop it: the helper refuses changes
-	// that would cut this session.
-	cmd := c.helper + ` --ssh-connection "$SSH_CONNECTION"`
-	if c.Target.Sudo {
-		cmd = "sudo -n " + cmd
-	}
-	out, err := c.exec(cmd, in)
-	var missing *ssh.ExitMissingError
-	if errors.As(err, &missing) || errors.Is(err, io.EOF) {
-		return resp, fmt.Errorf("host %s: the connection was lost before the helper answered; it finishes or restores on its own, and `tunplan diff` reports its outcome", c.Target.Name)
-	}
-	if err != nil {
-		return resp, fmt.Errorf("host %s: helper: %w", c.Target.Name, err)
-	}
-	if err := json.Unmarshal(out, &resp); err != nil {
-		return resp, fmt.Errorf("host %s: helper answered something that is not a response: %w", c.Target.Name, err)
-	}
-	return resp, nil
-}
-
-// output runs a command without input and returns its standard output.
-func (c *Conn) output(cmd string) (string, error) {
-	out, err := c.exec(cmd, nil)
-	return string(out), err
-}
-
-func (c *Conn) exec(cmd string, stdin []byte) ([]byte, error) {
-	s, err := c.client.NewSession()
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	var stdout, stderr bytes.Buffer
-	s.Stdin = bytes.NewReader(stdin)
-	s.Stdout, s.Stderr = &stdout, &stderr
-	done := make(chan error, 1)
-	go func() { done <- s.Run(cmd) }()
-	select {
-	case err = <-done:
-	case <-time.After(CommandTimeout):
-		s.Close()
-		return nil, fmt.Errorf("%s: no answer after %v (the command may still finish on the host; `tunplan diff` shows the outcome)", cmd, CommandTimeout)
-	}
-	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if strings.Contains(msg, "sudo: a password is required") {
-			return nil, fmt.Errorf("sudo needs a password for %s; allow NOPASSWD for the helper or log in as root", c.Target.User)
-		}
-		var ee *ssh.ExitError
-		if msg != "" && errors.As(err, &ee) {
-			return nil, fmt.Errorf("%s: %s", cmd, msg)
-		}
-		return nil, fmt.Errorf("%s: %w", cmd, err)
-	}
-	return stdout.Bytes(), nil
-}
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func randomSuffix() string {
 	b := make([]byte, 6)

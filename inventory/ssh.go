@@ -28,7 +28,7 @@ type Conn struct {
 	jump   *Conn // the bastion's connection, closed with this one
 	// Uploaded counts the helper bytes sent to this host in this run.
 	Uploaded int64
-	helper   string // remote path of the verified helper, once ensured
+	proc     *helperProc // the helper serving this run's requests, once started
 }
 
 // Dial connects to t, verifying the host key against t.KnownHosts. An unknown or changed key is
@@ -64,8 +64,9 @@ func Dial(t Target) (*Conn, error) {
 	return &Conn{Target: t, client: ssh.NewClient(c, chans, reqs), jump: jump}, nil
 }
 
-// Close ends the connection (and the bastion's).
+// Close ends the helper and the connection (and the bastion's).
 func (c *Conn) Close() error {
+	c.stopHelper()
 	err := c.client.Close()
 	closeJump(c.jump)
 	return err

@@ -1,12 +1,13 @@
 // Command tunplan-helper is the privileged half of tunplan: uploaded to each host and run as root, it
-// reads one JSON request on standard input, makes the kernel match it through netlink and /proc/sys,
-// and writes one JSON response on standard output.
+// reads JSON requests on standard input, one per line, makes the kernel match each through netlink
+// and /proc/sys, and writes one JSON response line for each on standard output.
 package main
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,13 +24,14 @@ import (
 	"github.com/tunplan/tunplan/modules/sysctl"
 )
 
-// maxRequest bounds what the helper reads: a plan for one host is far smaller.
-const maxRequest = 64 << 20
+// maxInput bounds what the helper reads in all: a run sends a host a few requests, and a plan for
+// one host is far smaller.
+const maxInput = 64 << 20
 
 func main() {
 	// The helper must finish (or restore) even when the SSH session that started it dies.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
-	// It lives for one request: collecting garbage before its heap nears 128 MiB is wasted work (a
+	// It lives for one run: collecting garbage before its heap nears 128 MiB is wasted work (a
 	// 10,000-destination load allocates 39 MB; `make bench` measured it 20% faster so).
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(128 << 20)
@@ -37,19 +39,39 @@ func main() {
 		fmt.Println("tunplan-helper", selfHash())
 		return
 	}
-	req, err := decode(io.LimitReader(os.Stdin, maxRequest))
-	var resp host.Response
-	e := engine()
-	if err != nil {
-		resp = host.Response{Error: err.Error()}
-	} else {
-		resp = e.Handle(req)
+	os.Exit(serve(io.LimitReader(os.Stdin, maxInput), os.Stdout, engine()))
+}
+
+// handler is the engine as serve uses it.
+type handler interface {
+	Handle(host.Request) host.Response
+	Delivered()
+}
+
+// serve answers requests until its input ends: a run sends a host its diff, then its apply (or
+// rollback), over one SSH session. It returns the exit status: 0 at the end of the input, 2 after a
+// request it could not read (answered with the error; the stream cannot be read further), 3 when
+// nobody reads the answers any more (the outcome is recorded on the host for the next run).
+func serve(in io.Reader, out io.Writer, h handler) int {
+	dec := newDecoder(in)
+	enc := json.NewEncoder(out)
+	for {
+		req, err := decode(dec)
+		if errors.Is(err, io.EOF) {
+			return 0
+		}
+		resp := host.Response{Error: fmt.Sprint(err)}
+		if err == nil {
+			resp = h.Handle(req)
+		}
+		if enc.Encode(resp) != nil {
+			return 3
+		}
+		if err != nil {
+			return 2
+		}
+		h.Delivered()
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(resp); err != nil {
-		// Nobody is listening any more; the outcome is recorded on the host for the next run.
-		os.Exit(3)
-	}
-	e.Delivered()
 }
 
 // session is the SSH connection the helper runs under: the CLI passes "$SSH_CONNECTION" as
@@ -74,10 +96,15 @@ func session() *host.Session {
 	return s
 }
 
-func decode(r io.Reader) (host.Request, error) {
-	var req host.Request
+func newDecoder(r io.Reader) *json.Decoder {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
+	return dec
+}
+
+// decode reads the next request; io.EOF (unwrapped by errors.Is) when the input ended before one.
+func decode(dec *json.Decoder) (host.Request, error) {
+	var req host.Request
 	if err := dec.Decode(&req); err != nil {
 		return req, fmt.Errorf("helper: bad request: %w", err)
 	}

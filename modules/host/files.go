@@ -162,7 +162,9 @@ func (e *Engine) recordLastRun(req Request, resp Response, err error) error {
 // Delivered marks the latest run of this process as reported to its CLI (the helper wrote its
 // answer). It does nothing if another run holds the lock or has recorded a newer run since.
 func (e *Engine) Delivered() {
-	if e.lastRun == nil {
+	last := e.lastRun
+	e.lastRun = nil // a helper serves several requests: each answer delivers its own run
+	if last == nil {
 		return
 	}
 	f, err := os.OpenFile(filepath.Join(e.Dir, "lock"), os.O_RDWR, 0)
@@ -175,7 +177,7 @@ func (e *Engine) Delivered() {
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	var cur LastRun
-	if readJSON(e.lastRunPath(), &cur) != nil || cur != *e.lastRun {
+	if readJSON(e.lastRunPath(), &cur) != nil || cur != *last {
 		return
 	}
 	cur.Reported = true

@@ -21,13 +21,14 @@ type Session interface {
 // Connector dials a host and makes its helper ready.
 type Connector func(inventory.Target) (Session, error)
 
-// SSH is the real Connector: one SSH connection per host per run, helper uploaded when missing.
+// SSH is the real Connector: one SSH connection per host per run, in which one helper process
+// serves the run's requests (uploaded first when the host lacks the current one).
 func SSH(t inventory.Target) (Session, error) {
 	c, err := inventory.Dial(t)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.EnsureHelper(helperbin.Embedded{}); err != nil {
+	if err := c.StartHelper(helperbin.Embedded{}); err != nil {
 		c.Close()
 		return nil, err
 	}

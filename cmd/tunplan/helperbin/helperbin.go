@@ -39,6 +39,15 @@ func (Embedded) Binary(machine string) (inventory.Helper, error) {
 	return inventory.Helper{Gzip: gz, Size: int64(size), SHA256: strings.TrimSpace(string(sum))}, nil
 }
 
+// Names lists the file names of the embedded helpers on a host.
+func (Embedded) Names() []string {
+	var out []string
+	for _, sum := range Versions() {
+		out = append(out, inventory.Helper{SHA256: sum}.Name())
+	}
+	return out
+}
+
 // Versions lists the embedded helpers with their hashes, for `tunplan version`.
 func Versions() map[string]string {
 	out := map[string]string{}
