@@ -11,8 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 )
 
 func TestParseHelperFacts(t *testing.T) {
@@ -146,4 +149,17 @@ func ls(t *testing.T, dir string) string {
 		names = append(names, e.Name())
 	}
 	return strings.Join(names, " ")
+}
+
+func TestCiphersPreferChaCha20AsOpenSSH(t *testing.T) {
+	got := ciphers()
+	supported := ssh.SupportedAlgorithms().Ciphers
+	if len(got) != len(supported) || got[0] != ssh.CipherChaCha20Poly1305 {
+		t.Fatalf("ciphers() = %v; want chacha20-poly1305 first, then the rest of %v", got, supported)
+	}
+	for _, c := range supported {
+		if !slices.Contains(got, c) {
+			t.Errorf("%s is missing from %v", c, got)
+		}
+	}
 }
