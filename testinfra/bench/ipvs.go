@@ -82,7 +82,7 @@ func keepalivedConf() string {
 
 // benchIPVS measures, in the director, programming the 10,000-destination table into an empty IPVS
 // table with tunplan's helper, ipvsadm-restore and keepalived, then the helper's no-op and
-// one-change applies on the loaded table.
+// one-change applies on the loaded table, one read of it by ipvsadm -Sn, and the helper's start.
 func benchIPVS(b *Bench) error {
 	dir := lab.RunDir()
 	self, err := os.Executable()
@@ -185,6 +185,26 @@ func benchIPVS(b *Bench) error {
 		return fmt.Errorf("after the one-change applies: %w", err)
 	}
 
+	// What a no-op costs at the least: one read of the table (ipvsadm -Sn, the peer's dump), and
+	// starting the helper process with nothing to do.
+	dump, err := b.median(func() (float64, error) {
+		out, secs, err := timed(timer, "run", "/dev/null", "/sbin/ipvsadm", "-Sn")
+		if err == nil && strings.Count(out, "\n") != benchServices+benchTotal {
+			err = fmt.Errorf("ipvsadm -Sn printed %d lines, want %d", strings.Count(out, "\n"), benchServices+benchTotal)
+		}
+		return secs, err
+	})
+	if err != nil {
+		return fmt.Errorf("dump: %w", err)
+	}
+	start, err := b.median(func() (float64, error) {
+		_, secs, err := timed(timer, "run", "/dev/null", helper)
+		return secs, err
+	})
+	if err != nil {
+		return fmt.Errorf("helper start: %w", err)
+	}
+
 	keepalived, err := b.median(func() (float64, error) {
 		if err := clear(); err != nil {
 			return 0, err
@@ -204,11 +224,15 @@ func benchIPVS(b *Bench) error {
 	b.set("keepalived_load_10k_s", keepalived)
 	b.set("ipvs_noop_10k_s", noop)
 	b.set("ipvs_one_change_10k_s", one)
+	b.set("ipvsadm_dump_10k_s", dump)
+	b.set("helper_start_s", start)
 	what := "1,000 services × 10 tunnel destinations into an empty IPVS table (helper process, wall time)"
 	b.row(Row{What: what, Unit: "s", Tunplan: load, Peer: "ipvsadm-restore", PeerValue: restore, Target: "≤ 0.5×"})
 	b.row(Row{What: what, Unit: "s", Tunplan: load, Peer: "keepalived (no checkers)", PeerValue: keepalived})
 	b.row(Row{What: "same table, nothing to change (no-op apply)", Unit: "s", Tunplan: noop, Peer: "tunplan's full load", PeerValue: load, Target: "< 10% of a full load"})
 	b.row(Row{What: "same table, one destination weight changed", Unit: "s", Tunplan: one, Peer: "tunplan's full load", PeerValue: load, Target: "< 10% of a full load"})
+	b.row(Row{What: "same table, nothing to change (no-op apply)", Unit: "s", Tunplan: noop, Peer: "ipvsadm -Sn (one read of the table)", PeerValue: dump, Target: "about one dump"})
+	b.row(Row{What: "starting the helper with no request (its fixed cost in every apply above)", Unit: "s", Tunplan: start})
 	return nil
 }
 
