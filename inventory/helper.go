@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -122,7 +123,26 @@ type helperProc struct {
 	s      *ssh.Session
 	in     io.WriteCloser
 	out    *bufio.Reader
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
+}
+
+// lockedBuffer holds the helper's standard error: the session's copier writes it while a timed-out
+// request reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // command wraps a script so that it runs as root, with the SSH connection as "$1": the login shell
@@ -141,7 +161,7 @@ func (c *Conn) start(script string) error {
 	if err != nil {
 		return fmt.Errorf("host %s: %w", c.Target.Name, err)
 	}
-	p := &helperProc{s: s, stderr: &bytes.Buffer{}}
+	p := &helperProc{s: s, stderr: &lockedBuffer{}}
 	s.Stderr = p.stderr
 	p.in, err = s.StdinPipe()
 	var out io.Reader
@@ -198,7 +218,8 @@ func (c *Conn) Run(req host.Request) (host.Response, error) {
 		if _, err := p.in.Write(append(in, '\n')); err != nil {
 			return err
 		}
-		line, err = p.out.ReadBytes('\n')
+		l, err := p.out.ReadBytes('\n')
+		line = l
 		return err
 	})
 	if err != nil {
