@@ -60,8 +60,10 @@ func serve(in io.Reader, out io.Writer, h handler) int {
 		if errors.Is(err, io.EOF) {
 			return 0
 		}
-		resp := host.Response{Error: fmt.Sprint(err)}
-		if err == nil {
+		var resp host.Response
+		if err != nil {
+			resp.Error = err.Error()
+		} else {
 			resp = h.Handle(req)
 		}
 		if enc.Encode(resp) != nil {
