@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tunplan/tunplan/modules/protocol"
 	"golang.org/x/crypto/ssh"
-
-	"github.com/tunplan/tunplan/modules/host"
 )
 
 // The transport against an in-process SSH server over a socket pair (no network): each exec
@@ -123,7 +122,7 @@ func echoHelper(done string) string {
 	return `echo ` + helperReady + `
 while read -r line; do
   op=$(echo "$line" | sed 's/.*"op":"\([a-z]*\)".*/\1/')
-  echo "{\"host\":\"lvs01\",\"changes\":[],\"outcome\":\"$op\"}"
+  echo "{\"host\":\"$op\",\"changes\":[]}"
 done
 touch ` + done
 }
@@ -134,9 +133,9 @@ func TestConnServesRequestsOverOneSession(t *testing.T) {
 	if err := c.start("echo motd from a chatty login\n" + echoHelper(done)); err != nil {
 		t.Fatal(err)
 	}
-	for _, op := range []host.Op{host.OpDiff, host.OpApply} {
-		resp, err := c.Run(host.Request{Op: op, Host: "lvs01"})
-		if err != nil || resp.Outcome != string(op) {
+	for _, op := range []protocol.Op{protocol.OpDiff, protocol.OpApply} {
+		resp, err := c.Run(protocol.Request{Op: op, Host: "lvs01"})
+		if err != nil || resp.Host != string(op) {
 			t.Fatalf("%s: %+v %v", op, resp, err)
 		}
 	}
@@ -178,11 +177,11 @@ func TestConnRunFailures(t *testing.T) {
 		if err := c.start("echo " + helperReady + "; read -r line; echo 'helper: out of memory' >&2; exit 5"); err != nil {
 			t.Fatal(err)
 		}
-		_, err := c.Run(host.Request{Op: host.OpApply})
+		_, err := c.Run(protocol.Request{Op: protocol.OpApply})
 		if err == nil || err.Error() != "host lvs01: helper: helper: out of memory" {
 			t.Errorf("got %v", err)
 		}
-		if _, err := c.Run(host.Request{Op: host.OpApply}); err == nil || !strings.Contains(err.Error(), "helper not started") {
+		if _, err := c.Run(protocol.Request{Op: protocol.OpApply}); err == nil || !strings.Contains(err.Error(), "helper not started") {
 			t.Errorf("a second request after the helper ended: %v", err)
 		}
 	})
@@ -192,7 +191,7 @@ func TestConnRunFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		go func() { time.Sleep(200 * time.Millisecond); srv.kill() }()
-		_, err := c.Run(host.Request{Op: host.OpApply})
+		_, err := c.Run(protocol.Request{Op: protocol.OpApply})
 		if err == nil || !strings.Contains(err.Error(), "host lvs01: the connection was lost before the helper answered") {
 			t.Errorf("got %v", err)
 		}
@@ -204,7 +203,7 @@ func TestConnRunFailures(t *testing.T) {
 		if err := c.start("echo " + helperReady + "; read -r line; sleep 2"); err != nil {
 			t.Fatal(err)
 		}
-		_, err := c.Run(host.Request{Op: host.OpApply})
+		_, err := c.Run(protocol.Request{Op: protocol.OpApply})
 		if err == nil || !strings.Contains(err.Error(), "no answer after 300ms") {
 			t.Errorf("got %v", err)
 		}

@@ -17,13 +17,9 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"github.com/tunplan/tunplan/modules/protocol"
 	"golang.org/x/crypto/ssh"
-
-	"github.com/tunplan/tunplan/modules/host"
 )
-
-// HelperDir is where the helper lives on a host: root-owned, mode 0700.
-const HelperDir = "/var/lib/tunplan/bin"
 
 // Helper is one build of the helper as it travels: gzip-compressed (less than half the bytes), with
 // the size and SHA-256 of the binary it unpacks to.
@@ -58,7 +54,7 @@ const (
 
 // StartHelper starts the helper on the host, uploading it first when the host lacks the current one.
 func (c *Conn) StartHelper(hs Helpers) error {
-	err := c.start(runScript(HelperDir, hs.Names()))
+	err := c.start(runScript(protocol.HelperDir, hs.Names()))
 	var missing *missingHelper
 	if !errors.As(err, &missing) {
 		return err
@@ -68,7 +64,7 @@ func (c *Conn) StartHelper(hs Helpers) error {
 	if err != nil {
 		return fmt.Errorf("host %s: %w", c.Target.Name, err)
 	}
-	if dir, ok := files[HelperDir]; ok {
+	if dir, ok := files[protocol.HelperDir]; ok {
 		if err := c.helperDirOK(dir.uid, dir.mode); err != nil {
 			return err
 		}
@@ -77,7 +73,7 @@ func (c *Conn) StartHelper(hs Helpers) error {
 	if err := c.upload(gz, h.Gzip); err != nil {
 		return err
 	}
-	return c.start(installScript(HelperDir, gz, h))
+	return c.start(installScript(protocol.HelperDir, gz, h))
 }
 
 // runScript starts an installed helper (one of names) from dir when dir is root's with mode 0700,
@@ -203,8 +199,8 @@ func (c *Conn) start(script string) error {
 }
 
 // Run sends one request to the helper and returns its response.
-func (c *Conn) Run(req host.Request) (host.Response, error) {
-	var resp host.Response
+func (c *Conn) Run(req protocol.Request) (protocol.Response, error) {
+	var resp protocol.Response
 	p := c.proc
 	if p == nil {
 		return resp, fmt.Errorf("host %s: helper not started", c.Target.Name)
@@ -286,7 +282,7 @@ func (c *Conn) explain(err error, stderr string) error {
 
 func (c *Conn) helperDirOK(uid uint32, mode os.FileMode) error {
 	if uid != 0 || mode != 0o700 {
-		return fmt.Errorf("host %s: refusing helper directory %s: want owner root and mode 0700, have uid %d mode %#o", c.Target.Name, HelperDir, uid, mode)
+		return fmt.Errorf("host %s: refusing helper directory %s: want owner root and mode 0700, have uid %d mode %#o", c.Target.Name, protocol.HelperDir, uid, mode)
 	}
 	return nil
 }
@@ -337,7 +333,7 @@ func (c *Conn) upload(name string, b []byte) error {
 	if err == nil {
 		var n int
 		n, err = f.Write(b)
-		c.Uploaded += int64(n)
+		c.uploaded += int64(n)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

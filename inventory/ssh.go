@@ -24,13 +24,15 @@ var CommandTimeout = 5 * time.Minute
 
 // Conn is the one SSH connection tunplan keeps to a host for a whole run.
 type Conn struct {
-	Target Target
-	client *ssh.Client
-	jump   *Conn // the bastion's connection, closed with this one
-	// Uploaded counts the helper bytes sent to this host in this run.
-	Uploaded int64
+	Target   Target
+	client   *ssh.Client
+	jump     *Conn       // the bastion's connection, closed with this one
+	uploaded int64       // helper bytes sent to this host in this run
 	proc     *helperProc // the helper serving this run's requests, once started
 }
+
+// Uploaded counts the helper bytes sent to this host in this run (0 when it had the current helper).
+func (c *Conn) Uploaded() int64 { return c.uploaded }
 
 // Dial connects to t, verifying the host key against t.KnownHosts. An unknown or changed key is
 // refused with the fingerprint the host presented.

@@ -11,6 +11,5 @@ type Target struct {
 	IdentityFile []string // private key files; the ssh-agent (SSH_AUTH_SOCK) is used too when set
 	KnownHosts   string   // known_hosts file; default ~/.ssh/known_hosts
 	Sudo         bool     // run the helper with `sudo -n` (user is not root)
-	Role         string   // "director" or "realserver" (or "director+realserver")
 	Jump         *Target  // bastion to connect through (OpenSSH's ProxyJump); nil: connect directly
 }

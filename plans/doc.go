@@ -1,7 +1,7 @@
 // Package plans loads tunplan's plan language: an HCL file that says which hosts are LVS directors
 // and realservers, how to reach them over SSH, and which virtual services (VIP, port, protocol,
 // scheduler) the directors tunnel to which realservers. It validates the whole plan at once and
-// turns it into the desired state of every host (host.State): kernel modules, sysctls, the tunnel
+// turns it into the desired state of every host (protocol.State): kernel modules, sysctls, the tunnel
 // device with its VIPs, and IPVS services.
 //
 // # Language

@@ -20,6 +20,7 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // LoadFile reads, parses and validates the plan at path. vars are the --var values (name → text).
@@ -436,7 +437,7 @@ var hostName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
 
 // host decodes one host block. Attributes in error keep their zero value.
 func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
-	h := Host{Name: b.Labels[0], DeclRange: b.DefRange, VIPDevice: DefaultVIPDevice, IPForward: true}
+	h := Host{Name: b.Labels[0], DeclRange: b.DefRange, VIPDevice: protocol.TunnelDevice, IPForward: true}
 	if !hostName.MatchString(h.Name) {
 		l.errorf(b.LabelRanges[0], "Invalid host name", "%q is not a valid host name: use ASCII letters, digits, underscores and dashes, starting with a letter (at most 63).", h.Name)
 	}
@@ -450,10 +451,10 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 			l.errorf(a.Expr.Range(), "Host has no role", "Host %q is neither a director nor a realserver: set role = \"director\" or \"realserver\", or remove the host.", h.Name)
 		}
 		for i, r := range roles {
-			switch Role(r) {
-			case Director, Realserver:
-				if !h.Has(Role(r)) {
-					h.Roles = append(h.Roles, Role(r))
+			switch protocol.Role(r) {
+			case protocol.Director, protocol.Realserver:
+				if !h.Has(protocol.Role(r)) {
+					h.Roles = append(h.Roles, protocol.Role(r))
 				}
 			default:
 				l.errorf(ranges[i], "Unknown role", "Role %q is not known: a host is a \"director\" or a \"realserver\"%s.", r, suggest(r, []string{"director", "realserver"}))
@@ -474,7 +475,7 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 			if !validDevice(v) {
 				l.errorf(a.Expr.Range(), "Invalid device name", "%q is not a network device name (1 to 15 characters, no '/', ':' or spaces). The default is tunl0.", v)
 			}
-			if len(h.Roles) > 0 && !h.Has(Director) {
+			if len(h.Roles) > 0 && !h.Has(protocol.Director) {
 				l.errorf(a.NameRange, "Attribute applies to directors only", "vip_device is where a director puts the VIPs; host %q is not a director. Remove it (realservers always use tunl0).", h.Name)
 			}
 		}
@@ -482,7 +483,7 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 	if a := c.Attributes["ip_forward"]; a != nil {
 		if v, ok := l.boolean(a); ok {
 			h.IPForward = v
-			if len(h.Roles) > 0 && !h.Has(Director) {
+			if len(h.Roles) > 0 && !h.Has(protocol.Director) {
 				l.errorf(a.NameRange, "Attribute applies to directors only", "ip_forward is a director option; host %q is not a director. Remove it.", h.Name)
 			}
 		}
@@ -498,7 +499,7 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 		sshBlock = sb
 		s = mergeSSH(defaults, l.sshSpec(sb, hostSSHSchema))
 	}
-	h.SSH = inventory.Target{Name: h.Name, Address: h.Address.String(), Port: 22, User: "root", KnownHosts: expandHome("~/.ssh/known_hosts"), Role: roleString(h.Roles)}
+	h.SSH = inventory.Target{Name: h.Name, Address: h.Address.String(), Port: 22, User: "root", KnownHosts: expandHome("~/.ssh/known_hosts")}
 	if !h.Address.IsValid() {
 		h.SSH.Address = ""
 	}

@@ -10,23 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/tunplan/tunplan/inventory"
-	"github.com/tunplan/tunplan/modules/host"
-	"github.com/tunplan/tunplan/modules/ipvs"
-	"github.com/tunplan/tunplan/modules/sysctl"
-	"github.com/tunplan/tunplan/modules/tunnel"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
-
-// Role is what a host does in LVS-TUN.
-type Role string
-
-const (
-	Director   Role = "director"   // runs IPVS and tunnels the VIP's packets to the realservers
-	Realserver Role = "realserver" // decapsulates on tunl0 (which carries the VIP) and answers the client directly
-)
-
-// DefaultVIPDevice is where a director puts the VIPs unless its host block says otherwise (the
-// manual's `ifconfig tunl0 $VIP` with a /32 netmask).
-const DefaultVIPDevice = "tunl0"
 
 // Schedulers are the IPVS schedulers a virtual_service may name (ip_vs_<name> kernel modules).
 var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf"}
@@ -45,8 +30,8 @@ type Plan struct {
 // Host is one host block.
 type Host struct {
 	Name      string
-	Roles     []Role     // director before realserver, no duplicates
-	Address   netip.Addr // data-plane address; for a realserver the RIP the directors tunnel to
+	Roles     protocol.Roles // director before realserver, no duplicates
+	Address   netip.Addr     // data-plane address; for a realserver the RIP the directors tunnel to
 	SSH       inventory.Target
 	VIPDevice string // director: device that carries the VIPs (default tunl0)
 	IPForward bool   // director: set net.ipv4.ip_forward=1 (default true)
@@ -54,19 +39,10 @@ type Host struct {
 }
 
 // Has reports whether the host has role r.
-func (h *Host) Has(r Role) bool { return slices.Contains(h.Roles, r) }
+func (h *Host) Has(r protocol.Role) bool { return h.Roles.Has(r) }
 
 // Target is how to reach the host over SSH.
 func (h *Host) Target() inventory.Target { return h.SSH }
-
-// roleString is the roles joined with "+": "director", "realserver", "director+realserver".
-func roleString(roles []Role) string {
-	s := make([]string, len(roles))
-	for i, r := range roles {
-		s[i] = string(r)
-	}
-	return strings.Join(s, "+")
-}
 
 // VirtualService is one virtual_service block: an IPVS service on its directors, tunnelled to its
 // realservers.
@@ -140,7 +116,7 @@ func (p *Plan) Limit(names []string) (*Plan, hcl.Diagnostics) {
 
 // Realserver sysctls: accept decapsulated packets whose source is not routed via tunl0 (the effective
 // rp_filter is the max of all and the device), and never answer ARP for the VIP.
-var realserverSysctls = []sysctl.Sysctl{
+var realserverSysctls = []protocol.Sysctl{
 	{Key: "net.ipv4.conf.all.arp_announce", Value: "2"},
 	{Key: "net.ipv4.conf.all.arp_ignore", Value: "1"},
 	{Key: "net.ipv4.conf.all.rp_filter", Value: "0"},
@@ -149,12 +125,12 @@ var realserverSysctls = []sysctl.Sysctl{
 
 // Desired is the state every selected host must have, by host name. Every selected host has an
 // entry (an empty State when the plan gives it nothing to carry). All lists are sorted.
-func (p *Plan) Desired() map[string]host.State {
+func (p *Plan) Desired() map[string]protocol.State {
 	type acc struct {
 		modules  map[string]bool
 		sysctls  map[string]string
 		links    map[string]map[netip.Prefix]bool
-		services []ipvs.Service
+		services []protocol.Service
 	}
 	accs := map[string]*acc{}
 	get := func(name string) *acc {
@@ -172,7 +148,7 @@ func (p *Plan) Desired() map[string]host.State {
 		a.links[dev][netip.PrefixFrom(vip, 32)] = true
 	}
 	for _, h := range p.all {
-		if h.Has(Director) {
+		if h.Has(protocol.Director) {
 			a := get(h.Name)
 			a.modules["ip_vs"] = true
 			if h.IPForward {
@@ -181,25 +157,25 @@ func (p *Plan) Desired() map[string]host.State {
 		}
 	}
 	for _, s := range p.Services {
-		svc := ipvs.Service{Protocol: s.Protocol, Address: s.VIP, Port: s.Port, Scheduler: s.Scheduler, Persistence: s.Persistence}
+		svc := protocol.Service{Protocol: s.Protocol, Address: s.VIP, Port: s.Port, Scheduler: s.Scheduler, Persistence: s.Persistence}
 		for _, r := range s.Realservers {
 			rh := p.all[r.Host]
-			svc.Destinations = append(svc.Destinations, ipvs.Destination{Address: rh.Address, Port: s.Port, Weight: r.Weight, Forward: "tunnel"})
+			svc.Destinations = append(svc.Destinations, protocol.Destination{Address: rh.Address, Port: s.Port, Weight: r.Weight, Forward: protocol.ForwardTunnel})
 			a := get(rh.Name)
 			a.modules["ipip"] = true
 			for _, sc := range realserverSysctls {
 				a.sysctls[sc.Key] = sc.Value
 			}
-			addAddr(a, "tunl0", s.VIP)
+			addAddr(a, protocol.TunnelDevice, s.VIP)
 		}
-		slices.SortFunc(svc.Destinations, func(x, y ipvs.Destination) int {
+		slices.SortFunc(svc.Destinations, func(x, y protocol.Destination) int {
 			return cmp.Or(x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
 		})
 		for _, d := range s.Directors {
 			dh := p.all[d]
 			a := get(dh.Name)
 			a.modules["ip_vs_"+s.Scheduler] = true
-			if dh.VIPDevice == "tunl0" {
+			if dh.VIPDevice == protocol.TunnelDevice {
 				a.modules["ipip"] = true
 			}
 			addAddr(a, dh.VIPDevice, s.VIP)
@@ -209,9 +185,9 @@ func (p *Plan) Desired() map[string]host.State {
 		}
 	}
 
-	out := make(map[string]host.State, len(p.Hosts))
+	out := make(map[string]protocol.State, len(p.Hosts))
 	for _, h := range p.Hosts {
-		var st host.State
+		var st protocol.State
 		a := accs[h.Name]
 		if a == nil {
 			out[h.Name] = st
@@ -222,11 +198,11 @@ func (p *Plan) Desired() map[string]host.State {
 		}
 		slices.Sort(st.Modules)
 		for k, v := range a.sysctls {
-			st.Sysctls = append(st.Sysctls, sysctl.Sysctl{Key: k, Value: v})
+			st.Sysctls = append(st.Sysctls, protocol.Sysctl{Key: k, Value: v})
 		}
-		slices.SortFunc(st.Sysctls, func(x, y sysctl.Sysctl) int { return cmp.Compare(x.Key, y.Key) })
+		slices.SortFunc(st.Sysctls, func(x, y protocol.Sysctl) int { return cmp.Compare(x.Key, y.Key) })
 		for dev, addrs := range a.links {
-			l := tunnel.Link{Name: dev}
+			l := protocol.Link{Name: dev}
 			for pfx := range addrs {
 				l.Addresses = append(l.Addresses, pfx)
 			}
@@ -235,9 +211,9 @@ func (p *Plan) Desired() map[string]host.State {
 			})
 			st.Links = append(st.Links, l)
 		}
-		slices.SortFunc(st.Links, func(x, y tunnel.Link) int { return cmp.Compare(x.Name, y.Name) })
+		slices.SortFunc(st.Links, func(x, y protocol.Link) int { return cmp.Compare(x.Name, y.Name) })
 		st.Services = a.services
-		slices.SortFunc(st.Services, func(x, y ipvs.Service) int {
+		slices.SortFunc(st.Services, func(x, y protocol.Service) int {
 			return cmp.Or(cmp.Compare(x.Protocol, y.Protocol), x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
 		})
 		out[h.Name] = st

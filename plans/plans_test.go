@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -73,12 +74,12 @@ func TestTwoRegionExample(t *testing.T) {
 	p := mustLoad(t, "../examples/two-region/tunplan.hcl", map[string]string{"ssh_key": "/lab/key", "known_hosts": "/lab/known_hosts"})
 	var got []string
 	for _, h := range p.Hosts {
-		got = append(got, fmt.Sprintf("%s %s %s %+v", h.Name, roleString(h.Roles), h.Address, h.Target()))
+		got = append(got, fmt.Sprintf("%s %s %s %+v", h.Name, h.Roles, h.Address, h.Target()))
 	}
 	want := []string{
-		"beijing realserver 198.18.10.182 {Name:beijing Address:198.19.0.22 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:/lab/known_hosts Sudo:false Role:realserver Jump:<nil>}",
-		"lvs01 director 198.18.48.181 {Name:lvs01 Address:198.19.0.11 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:/lab/known_hosts Sudo:false Role:director Jump:<nil>}",
-		"shanghai realserver 198.18.1.183 {Name:shanghai Address:198.19.0.21 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:/lab/known_hosts Sudo:false Role:realserver Jump:<nil>}",
+		"beijing realserver 198.18.10.182 {Name:beijing Address:198.19.0.22 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:/lab/known_hosts Sudo:false Jump:<nil>}",
+		"lvs01 director 198.18.48.181 {Name:lvs01 Address:198.19.0.11 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:/lab/known_hosts Sudo:false Jump:<nil>}",
+		"shanghai realserver 198.18.1.183 {Name:shanghai Address:198.19.0.21 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:/lab/known_hosts Sudo:false Jump:<nil>}",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("hosts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -99,12 +100,16 @@ func TestSSHDefaultsAndOverrides(t *testing.T) {
 	keys := []string{filepath.Join(home, ".ssh/a"), "/etc/tunplan/key"}
 	kh := filepath.Join(home, ".ssh/known_hosts")
 	want := map[string]inventory.Target{
-		"alpha": {Name: "alpha", Address: "198.18.2.1", Port: 22, User: "deploy", IdentityFile: keys, KnownHosts: kh, Sudo: true, Role: "director+realserver"},
-		"bravo": {Name: "bravo", Address: "bravo.mgmt.example", Port: 2222, User: "deploy", IdentityFile: keys, KnownHosts: kh, Sudo: true, Role: "director",
+		"alpha": {Name: "alpha", Address: "198.18.2.1", Port: 22, User: "deploy", IdentityFile: keys, KnownHosts: kh, Sudo: true},
+		"bravo": {Name: "bravo", Address: "bravo.mgmt.example", Port: 2222, User: "deploy", IdentityFile: keys, KnownHosts: kh, Sudo: true,
 			Jump: &inventory.Target{Name: "bravo (jump ops@198.19.9.9:2200)", Address: "198.19.9.9", Port: 2200, User: "ops", IdentityFile: keys, KnownHosts: kh}},
-		"charlie": {Name: "charlie", Address: "198.18.2.3", Port: 22, User: "deploy", IdentityFile: keys, KnownHosts: kh, Sudo: true, Role: "realserver"},
+		"charlie": {Name: "charlie", Address: "198.18.2.3", Port: 22, User: "deploy", IdentityFile: keys, KnownHosts: kh, Sudo: true},
 	}
+	roles := map[string]string{"alpha": "director+realserver", "bravo": "director", "charlie": "realserver"}
 	for _, h := range p.Hosts {
+		if h.Roles.String() != roles[h.Name] {
+			t.Errorf("%s: roles %s, want %s", h.Name, h.Roles, roles[h.Name])
+		}
 		got, w := h.Target(), want[h.Name]
 		gj, wj := got.Jump, w.Jump
 		got.Jump, w.Jump = nil, nil
@@ -118,10 +123,10 @@ func TestLargeExample(t *testing.T) {
 	p := mustLoad(t, "../examples/large/tunplan.hcl", nil)
 	var directors, realservers int
 	for _, h := range p.Hosts {
-		if h.Has(Director) {
+		if h.Has(protocol.Director) {
 			directors++
 		}
-		if h.Has(Realserver) {
+		if h.Has(protocol.Realserver) {
 			realservers++
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // validate checks what spans blocks: host names the services use, addresses shared between hosts
@@ -33,7 +34,7 @@ func (l *loader) validate(p *Plan) {
 		port  uint16
 	}
 	services := map[key]hcl.Range{}
-	usedAs := map[string]map[Role]bool{}
+	usedAs := map[string]map[protocol.Role]bool{}
 	for _, s := range p.Services {
 		if s.VIP.IsValid() {
 			for _, h := range p.declOrderHosts() {
@@ -52,25 +53,25 @@ func (l *loader) validate(p *Plan) {
 				}
 			}
 		}
-		check := func(name string, rng hcl.Range, role Role, list string) {
+		check := func(name string, rng hcl.Range, role protocol.Role, list string) {
 			h, ok := p.all[name]
 			switch {
 			case !ok:
 				l.errorf(rng, "Unknown host", "virtual_service %q names %s %q, but there is no host %q%s. Declare it with host %q { role = %q … }, or fix the name.", s.Name, role, name, name, suggest(name, names), name, role)
 			case len(h.Roles) > 0 && !h.Has(role):
-				l.errorf(rng, fmt.Sprintf("Host is not a %s", role), "virtual_service %q lists host %q in %s, but its role is %q (declared at %s). Add %q to its role, or remove it from this service.", s.Name, name, list, roleString(h.Roles), h.DeclRange, role)
+				l.errorf(rng, fmt.Sprintf("Host is not a %s", role), "virtual_service %q lists host %q in %s, but its role is %q (declared at %s). Add %q to its role, or remove it from this service.", s.Name, name, list, h.Roles, h.DeclRange, role)
 			default:
 				if usedAs[name] == nil {
-					usedAs[name] = map[Role]bool{}
+					usedAs[name] = map[protocol.Role]bool{}
 				}
 				usedAs[name][role] = true
 			}
 		}
 		for i, d := range s.Directors {
-			check(d, s.ranges.directors[i], Director, "directors")
+			check(d, s.ranges.directors[i], protocol.Director, "directors")
 		}
 		for i, r := range s.Realservers {
-			check(r.Host, s.ranges.realservers[i], Realserver, "its realserver blocks")
+			check(r.Host, s.ranges.realservers[i], protocol.Realserver, "its realserver blocks")
 		}
 	}
 

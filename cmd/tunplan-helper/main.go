@@ -21,6 +21,7 @@ import (
 	"github.com/tunplan/tunplan/modules/host"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
+	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/modules/sysctl"
 )
 
@@ -44,7 +45,7 @@ func main() {
 
 // handler is the engine as serve uses it.
 type handler interface {
-	Handle(host.Request) host.Response
+	Handle(protocol.Request) protocol.Response
 	Delivered()
 }
 
@@ -60,7 +61,7 @@ func serve(in io.Reader, out io.Writer, h handler) int {
 		if errors.Is(err, io.EOF) {
 			return 0
 		}
-		var resp host.Response
+		var resp protocol.Response
 		if err != nil {
 			resp.Error = err.Error()
 		} else {
@@ -105,8 +106,8 @@ func newDecoder(r io.Reader) *json.Decoder {
 }
 
 // decode reads the next request; io.EOF (unwrapped by errors.Is) when the input ended before one.
-func decode(dec *json.Decoder) (host.Request, error) {
-	var req host.Request
+func decode(dec *json.Decoder) (protocol.Request, error) {
+	var req protocol.Request
 	if err := dec.Decode(&req); err != nil {
 		return req, fmt.Errorf("helper: bad request: %w", err)
 	}
@@ -115,8 +116,8 @@ func decode(dec *json.Decoder) (host.Request, error) {
 
 func engine() *host.Engine {
 	return &host.Engine{
-		Dir:        "/var/lib/tunplan",
-		SysctlFile: "/etc/sysctl.d/99-tunplan.conf",
+		Dir:        protocol.StateDir,
+		SysctlFile: protocol.SysctlFile,
 		Kmod:       kmod.System{},
 		Sysctl:     sysctl.Proc{},
 		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tunplan/tunplan/modules/host"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // FuzzDecode feeds arbitrary bytes to the helper's input loop: never a panic, one JSON response line
@@ -35,7 +35,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("exit %d with %d requests handled and %d answers", code, len(h.reqs), len(lines))
 		}
 		for _, l := range lines {
-			var r host.Response
+			var r protocol.Response
 			if err := json.Unmarshal([]byte(l), &r); err != nil {
 				t.Fatalf("answer %q is not a response: %v", l, err)
 			}
@@ -50,13 +50,13 @@ func FuzzDecode(f *testing.F) {
 
 // recorder is a handler that answers each request with its operation and counts deliveries.
 type recorder struct {
-	reqs      []host.Request
+	reqs      []protocol.Request
 	delivered int
 }
 
-func (r *recorder) Handle(req host.Request) host.Response {
+func (r *recorder) Handle(req protocol.Request) protocol.Response {
 	r.reqs = append(r.reqs, req)
-	return host.Response{Host: req.Host, Outcome: string(req.Op)}
+	return protocol.Response{Host: string(req.Op)}
 }
 
 func (r *recorder) Delivered() { r.delivered++ }
@@ -65,7 +65,7 @@ func TestServe(t *testing.T) {
 	cases := []struct {
 		name, in  string
 		code      int
-		answers   []string // each answer's outcome, or its error
+		answers   []string // each answer's operation (echoed as its host), or its error
 		delivered int
 	}{
 		{"one request, as a single run of the helper", `{"op":"diff"}`, 0, []string{"diff"}, 1},
@@ -73,6 +73,8 @@ func TestServe(t *testing.T) {
 		{"no request", "", 0, nil, 0},
 		{"a misspelt field stops the loop", "{\"op\":\"diff\"}\n{\"op\":\"apply\",\"desried\":{}}\n{\"op\":\"diff\"}\n", 2,
 			[]string{"diff", `helper: bad request: json: unknown field "desried"`}, 1},
+		{"an unknown operation is refused, not served as a no-op", "{\"op\":\"destroy\"}\n", 2, []string{`helper: bad request: unknown operation "destroy"`}, 0},
+		{"an unknown phase", "{\"op\":\"apply\",\"phase\":\"some\"}\n", 2, []string{`helper: bad request: unknown phase "some"`}, 0},
 		{"a truncated request", `{"op":"apply","desired":{`, 2, []string{"helper: bad request: unexpected EOF"}, 0},
 	}
 	for _, c := range cases {
@@ -83,11 +85,11 @@ func TestServe(t *testing.T) {
 			var answers []string
 			sc := bufio.NewScanner(&out)
 			for sc.Scan() {
-				var r host.Response
+				var r protocol.Response
 				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 					t.Fatalf("answer %q: %v", sc.Text(), err)
 				}
-				answers = append(answers, r.Outcome+r.Error)
+				answers = append(answers, r.Host+r.Error)
 			}
 			if code != c.code || strings.Join(answers, "|") != strings.Join(c.answers, "|") || h.delivered != c.delivered {
 				t.Errorf("exit %d, answers %q, delivered %d; want exit %d, answers %q, delivered %d", code, answers, h.delivered, c.code, c.answers, c.delivered)

@@ -3,6 +3,8 @@
 // Before and After values (after Terraform's internal/plans).
 package change
 
+import "fmt"
+
 // Action says what applying a Change does. Its value is the symbol the diff rendering shows.
 type Action rune
 
@@ -28,19 +30,16 @@ func (a Action) String() string {
 // MarshalText makes actions readable in JSON ("create", "update", "delete").
 func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
-// UnmarshalText is the inverse of MarshalText.
+// UnmarshalText is the inverse of MarshalText for the actions a change can have; anything else
+// (a newer helper's action, "no-op") is an error rather than a change that silently does nothing.
 func (a *Action) UnmarshalText(b []byte) error {
-	switch string(b) {
-	case "create":
-		*a = Create
-	case "update":
-		*a = Update
-	case "delete":
-		*a = Delete
-	default:
-		*a = NoOp
+	for _, k := range []Action{Create, Update, Delete} {
+		if k.String() == string(b) {
+			*a = k
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("unknown change action %q", b)
 }
 
 // Change is one difference on one object.

@@ -7,17 +7,17 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/tunplan/tunplan/modules/ipvs"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // state10k is a director with 1,000 services × 10 tunnel destinations, as `make bench` loads.
-func state10k() State {
+func state10k() protocol.State {
 	st := director("rr", 1, 1)
 	st.Services = nil
 	for i := 0; i < 1000; i++ {
-		s := ipvs.Service{Protocol: "tcp", Address: netip.AddrFrom4([4]byte{198, 18, 100, byte(i / 100)}), Port: uint16(10000 + i%100), Scheduler: "rr"}
+		s := protocol.Service{Protocol: "tcp", Address: netip.AddrFrom4([4]byte{198, 18, 100, byte(i / 100)}), Port: uint16(10000 + i%100), Scheduler: "rr"}
 		for j := 0; j < 10; j++ {
-			s.Destinations = append(s.Destinations, ipvs.Destination{Address: netip.AddrFrom4([4]byte{198, 18, 200, byte(1 + j)}), Port: s.Port, Weight: 1, Forward: "tunnel"})
+			s.Destinations = append(s.Destinations, protocol.Destination{Address: netip.AddrFrom4([4]byte{198, 18, 200, byte(1 + j)}), Port: s.Port, Weight: 1, Forward: "tunnel"})
 		}
 		st.Services = append(st.Services, s)
 	}
@@ -27,14 +27,14 @@ func state10k() State {
 // benchHandle times what the helper does per request, on fakes: decode the JSON request, handle it,
 // encode the answer. The requests take turns; the kernel side is measured on the real kernel by
 // `make bench`.
-func benchHandle(b *testing.B, wants ...State) {
+func benchHandle(b *testing.B, wants ...protocol.State) {
 	e := newEngine(b, newFake())
-	if r := e.Handle(Request{Op: OpApply, Desired: wants[len(wants)-1], RunID: "load"}); r.Error != "" {
+	if r := e.Handle(protocol.Request{Op: protocol.OpApply, Desired: wants[len(wants)-1], RunID: "load"}); r.Error != "" {
 		b.Fatal(r.Error)
 	}
 	var reqs [][]byte
 	for _, w := range wants {
-		req, err := json.Marshal(Request{Op: OpApply, Desired: w})
+		req, err := json.Marshal(protocol.Request{Op: protocol.OpApply, Desired: w})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func benchHandle(b *testing.B, wants ...State) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		var r Request
+		var r protocol.Request
 		if err := json.NewDecoder(bytes.NewReader(reqs[i%len(reqs)])).Decode(&r); err != nil {
 			b.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
+	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/modules/sysctl"
 	"github.com/tunplan/tunplan/modules/tunnel"
 )
@@ -38,15 +39,15 @@ type Engine struct {
 	FaultDelay time.Duration
 
 	ipvs    ipvs.Kernel
-	lastRun *LastRun // recorded by the latest apply or rollback of this process
+	lastRun *protocol.LastRun // recorded by the latest apply or rollback of this process
 }
 
 // Handle answers one request. Errors are reported in the response, never as a crash.
-func (e *Engine) Handle(req Request) Response {
-	resp := Response{Host: req.Host, Changes: []change.Change{}}
+func (e *Engine) Handle(req protocol.Request) protocol.Response {
+	resp := protocol.Response{Host: req.Host, Changes: []change.Change{}}
 	var err error
 	switch req.Op {
-	case OpDiff:
+	case protocol.OpDiff:
 		diff := func() error {
 			steps, err := e.plan(req.Desired, e.latestState())
 			if err == nil {
@@ -60,7 +61,7 @@ func (e *Engine) Handle(req Request) Response {
 			err = diff()
 		}
 		resp.LastRun = e.lastRunToTell()
-	case OpApply, OpRollback:
+	case protocol.OpApply, protocol.OpRollback:
 		err = e.locked(req, func() error {
 			err := e.converge(req, &resp)
 			if rerr := e.recordLastRun(req, resp, err); rerr != nil && err == nil {
@@ -68,7 +69,7 @@ func (e *Engine) Handle(req Request) Response {
 			}
 			return err
 		})
-	case OpHistory:
+	case protocol.OpHistory:
 		resp.Generations, err = e.generations()
 	default:
 		err = fmt.Errorf("unknown operation %q", req.Op)
@@ -84,11 +85,11 @@ type scope struct {
 	modules  []string
 	sysctls  []string
 	links    map[string][]netip.Prefix
-	services map[ipvs.Key]bool
+	services map[protocol.Key]bool
 }
 
-func scopeOf(states ...State) scope {
-	sc := scope{links: map[string][]netip.Prefix{}, services: map[ipvs.Key]bool{}}
+func scopeOf(states ...protocol.State) scope {
+	sc := scope{links: map[string][]netip.Prefix{}, services: map[protocol.Key]bool{}}
 	seenS, seenM := map[string]bool{}, map[string]bool{}
 	for _, st := range states {
 		for _, m := range st.Modules {
@@ -114,8 +115,8 @@ func scopeOf(states ...State) scope {
 }
 
 // facts reads the current state of everything in scope.
-func (e *Engine) facts(sc scope) (State, error) {
-	var st State
+func (e *Engine) facts(sc scope) (protocol.State, error) {
+	var st protocol.State
 	var err error
 	st.Modules = kmod.Facts(e.Kmod, sc.modules)
 	if st.Sysctls, err = sysctl.Facts(e.Sysctl, sc.sysctls); err != nil {
@@ -151,7 +152,7 @@ func (e *Engine) openIPVS() (ipvs.Kernel, error) {
 // plan reads facts for want and owned and returns the steps from the host's state to want, in the
 // order they must run: additions and updates module by module (kernel modules, devices, sysctls,
 // IPVS), then removals in the reverse order (IPVS before the VIP leaves the device).
-func (e *Engine) plan(want, owned State) ([]change.Step, error) {
+func (e *Engine) plan(want, owned protocol.State) ([]change.Step, error) {
 	cur, err := e.facts(scopeOf(want, owned))
 	if err != nil {
 		return nil, err
@@ -162,7 +163,7 @@ func (e *Engine) plan(want, owned State) ([]change.Step, error) {
 	return e.steps(want, cur), nil
 }
 
-func (e *Engine) steps(want, cur State) []change.Step {
+func (e *Engine) steps(want, cur protocol.State) []change.Step {
 	byModule := [][]change.Step{
 		kmod.Diff(e.Kmod, want.Modules, cur.Modules),
 		tunnel.Diff(e.Tunnel, want.Links, cur.Links),
@@ -187,18 +188,18 @@ func (e *Engine) steps(want, cur State) []change.Step {
 
 // converge applies a desired state (apply) or a recorded generation (rollback) as a transaction:
 // snapshot, run the steps, restore the snapshot if one fails, record a generation if all succeed.
-func (e *Engine) converge(req Request, resp *Response) error {
+func (e *Engine) converge(req protocol.Request, resp *protocol.Response) error {
 	latest, err := e.latestGeneration()
 	if err != nil {
 		return err
 	}
-	owned := State{}
+	owned := protocol.State{}
 	if latest != nil {
 		owned = latest.State
 	}
-	want, kind := req.Desired, "apply"
-	if req.Op == OpRollback {
-		kind = "rollback"
+	want, kind := req.Desired, protocol.KindApply
+	if req.Op == protocol.OpRollback {
+		kind = protocol.KindRollback
 		if want, err = e.rollbackTarget(latest, req.To); err != nil {
 			return err
 		}
@@ -213,7 +214,7 @@ func (e *Engine) converge(req Request, resp *Response) error {
 	}
 	steps := filterPhase(e.steps(want, snapshot), req.Phase)
 	if len(steps) == 0 {
-		resp.Outcome = "unchanged"
+		resp.Outcome = protocol.Unchanged
 		if latest != nil {
 			resp.Generation = latest.N
 		}
@@ -221,7 +222,7 @@ func (e *Engine) converge(req Request, resp *Response) error {
 	}
 	if latest == nil {
 		// Generation 0 is the host as it was before tunplan first changed it.
-		base := Generation{N: 0, Time: e.now(), Kind: "baseline", Actor: req.Actor, State: snapshot}
+		base := protocol.Generation{N: 0, Time: e.now(), Kind: protocol.KindBaseline, Actor: req.Actor, State: snapshot}
 		if err := e.writeGeneration(base); err != nil {
 			return err
 		}
@@ -236,14 +237,14 @@ func (e *Engine) converge(req Request, resp *Response) error {
 		return err
 	}
 	resp.Changes = change.Changes(steps)
-	gen := Generation{N: latest.N + 1, Time: e.now(), Kind: kind, RunID: req.RunID, Actor: req.Actor, Changes: len(steps), State: after}
+	gen := protocol.Generation{N: latest.N + 1, Time: e.now(), Kind: kind, RunID: req.RunID, Actor: req.Actor, Changes: len(steps), State: after}
 	if req.RunID != "" && latest.RunID == req.RunID && latest.Kind == kind {
 		gen.N, gen.Changes = latest.N, latest.Changes+len(steps) // a later phase of the same run
 	}
 	if err := e.writeGeneration(gen); err != nil {
 		return err
 	}
-	resp.Outcome, resp.Generation = "applied", gen.N
+	resp.Outcome, resp.Generation = protocol.Applied, gen.N
 	if e.SysctlFile != "" {
 		if err := sysctl.Persist(e.SysctlFile, want.Sysctls); err != nil {
 			resp.Warnings = append(resp.Warnings, fmt.Sprintf("sysctls applied but not persisted to %s: %v", e.SysctlFile, err))
@@ -290,36 +291,36 @@ func (e *Engine) run(steps []change.Step) (err error) {
 }
 
 // restore puts the snapshot back after a failed step and says how that went.
-func (e *Engine) restore(sc scope, snapshot State, cause error, resp *Response) error {
+func (e *Engine) restore(sc scope, snapshot protocol.State, cause error, resp *protocol.Response) error {
 	cur, err := e.facts(sc)
 	if err == nil {
 		e.FaultAt, e.FaultDelay = 0, 0 // the fault is in the apply, not in its restore
 		err = e.run(e.steps(snapshot, cur))
 	}
 	if err != nil {
-		resp.Outcome = "restore-failed"
+		resp.Outcome = protocol.RestoreFailed
 		return fmt.Errorf("%w; restoring the snapshot also failed: %v", cause, err)
 	}
-	resp.Outcome = "restored"
+	resp.Outcome = protocol.Restored
 	return fmt.Errorf("%w (the host was restored to its state before this apply)", cause)
 }
 
-func filterPhase(steps []change.Step, p Phase) []change.Step {
-	if p == PhaseAll {
+func filterPhase(steps []change.Step, p protocol.Phase) []change.Step {
+	if p == protocol.PhaseAll {
 		return steps
 	}
 	var out []change.Step
 	for _, s := range steps {
-		if (p == PhaseRemove) == (s.Action == change.Delete) {
+		if (p == protocol.PhaseRemove) == (s.Action == change.Delete) {
 			out = append(out, s)
 		}
 	}
 	return out
 }
 
-func (e *Engine) rollbackTarget(latest *Generation, to *int) (State, error) {
+func (e *Engine) rollbackTarget(latest *protocol.Generation, to *int) (protocol.State, error) {
 	if latest == nil {
-		return State{}, errors.New("nothing to roll back: tunplan has not changed this host")
+		return protocol.State{}, errors.New("nothing to roll back: tunplan has not changed this host")
 	}
 	n := latest.N - 1
 	if to != nil {
@@ -327,19 +328,19 @@ func (e *Engine) rollbackTarget(latest *Generation, to *int) (State, error) {
 	}
 	g, err := e.readGeneration(n)
 	if errors.Is(err, os.ErrNotExist) {
-		return State{}, fmt.Errorf("no generation %d on this host (have 0..%d)", n, latest.N)
+		return protocol.State{}, fmt.Errorf("no generation %d on this host (have 0..%d)", n, latest.N)
 	}
 	if err != nil {
-		return State{}, err
+		return protocol.State{}, err
 	}
 	return g.State, nil
 }
 
 // latestState is what tunplan last made the host have: the objects it owns.
-func (e *Engine) latestState() State {
+func (e *Engine) latestState() protocol.State {
 	g, err := e.latestGeneration()
 	if err != nil || g == nil {
-		return State{}
+		return protocol.State{}
 	}
 	return g.State
 }
@@ -374,8 +375,8 @@ func (e *Engine) generationNumbers() ([]int, error) {
 
 func (e *Engine) genPath(n int) string { return filepath.Join(e.genDir(), fmt.Sprintf("%06d.json", n)) }
 
-func (e *Engine) readGeneration(n int) (Generation, error) {
-	var g Generation
+func (e *Engine) readGeneration(n int) (protocol.Generation, error) {
+	var g protocol.Generation
 	if err := readJSON(e.genPath(n), &g); err != nil {
 		return g, fmt.Errorf("generation %d: %w", n, err)
 	}
@@ -386,17 +387,17 @@ func (e *Engine) readGeneration(n int) (Generation, error) {
 // what an apply or a diff needs of it: its number, its run, and the scope of what it owns. Only it
 // is read, and its services without their destinations, which are nearly all of a large table's
 // megabyte: decoding them would cost a no-op apply as much again as its request.
-func (e *Engine) latestGeneration() (*Generation, error) {
+func (e *Engine) latestGeneration() (*protocol.Generation, error) {
 	ns, err := e.generationNumbers()
 	if err != nil || len(ns) == 0 {
 		return nil, err
 	}
 	n := ns[len(ns)-1]
 	var g struct {
-		Generation
+		protocol.Generation
 		State struct {
-			State
-			Services []ipvs.Key `json:"services"`
+			protocol.State
+			Services []protocol.Key `json:"services"`
 		} `json:"state"`
 	}
 	if err := readJSON(e.genPath(n), &g); err != nil {
@@ -404,17 +405,17 @@ func (e *Engine) latestGeneration() (*Generation, error) {
 	}
 	g.Generation.State = g.State.State
 	for _, k := range g.State.Services {
-		g.Generation.State.Services = append(g.Generation.State.Services, ipvs.Service{Protocol: k.Protocol, Address: k.Address, Port: k.Port})
+		g.Generation.State.Services = append(g.Generation.State.Services, protocol.Service{Protocol: k.Protocol, Address: k.Address, Port: k.Port})
 	}
 	return &g.Generation, nil
 }
 
-func (e *Engine) generations() ([]Generation, error) {
+func (e *Engine) generations() ([]protocol.Generation, error) {
 	ns, err := e.generationNumbers()
 	if err != nil {
 		return nil, err
 	}
-	var gens []Generation
+	var gens []protocol.Generation
 	for _, n := range ns {
 		g, err := e.readGeneration(n)
 		if err != nil {
@@ -425,7 +426,7 @@ func (e *Engine) generations() ([]Generation, error) {
 	return gens, nil
 }
 
-func (e *Engine) writeGeneration(g Generation) error {
+func (e *Engine) writeGeneration(g protocol.Generation) error {
 	if err := mkdirPrivate(e.Dir, e.genDir()); err != nil {
 		return err
 	}

@@ -14,8 +14,7 @@ import (
 
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/ipvs"
-	"github.com/tunplan/tunplan/modules/sysctl"
-	"github.com/tunplan/tunplan/modules/tunnel"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 var (
@@ -39,12 +38,12 @@ func newEngine(t testing.TB, f *fakeKernel) *Engine {
 	}
 }
 
-func director(sched string, w1, w2 uint32) State {
-	return State{
+func director(sched string, w1, w2 uint32) protocol.State {
+	return protocol.State{
 		Modules: []string{"ip_vs", "ip_vs_" + sched, "ipip"},
-		Sysctls: []sysctl.Sysctl{{Key: "net.ipv4.ip_forward", Value: "1"}},
-		Links:   []tunnel.Link{{Name: "tunl0", Addresses: []netip.Prefix{netip.PrefixFrom(vip, 32)}}},
-		Services: []ipvs.Service{{Protocol: "tcp", Address: vip, Port: 80, Scheduler: sched, Destinations: []ipvs.Destination{
+		Sysctls: []protocol.Sysctl{{Key: "net.ipv4.ip_forward", Value: "1"}},
+		Links:   []protocol.Link{{Name: "tunl0", Addresses: []netip.Prefix{netip.PrefixFrom(vip, 32)}}},
+		Services: []protocol.Service{{Protocol: "tcp", Address: vip, Port: 80, Scheduler: sched, Destinations: []protocol.Destination{
 			{Address: rip1, Port: 80, Weight: w1, Forward: "tunnel"},
 			{Address: rip2, Port: 80, Weight: w2, Forward: "tunnel"},
 		}}},
@@ -81,7 +80,7 @@ func addresses(cs []change.Change) []string {
 	return out
 }
 
-func mustHandle(t *testing.T, e *Engine, req Request) Response {
+func mustHandle(t *testing.T, e *Engine, req protocol.Request) protocol.Response {
 	t.Helper()
 	resp := e.Handle(req)
 	if resp.Error != "" {
@@ -94,7 +93,7 @@ func TestApplyFromEmptyThenNothingToDo(t *testing.T) {
 	f := newFake()
 	e := newEngine(t, f)
 	want := director("rr", 1, 1)
-	diff := mustHandle(t, e, Request{Op: OpDiff, Desired: want})
+	diff := mustHandle(t, e, protocol.Request{Op: protocol.OpDiff, Desired: want})
 	wantChanges := []string{
 		"+ kmod ip_vs", "+ kmod ip_vs_rr", "+ kmod ipip",
 		"~ tunnel tunl0", "+ tunnel tunl0 198.18.48.180/32",
@@ -109,8 +108,8 @@ func TestApplyFromEmptyThenNothingToDo(t *testing.T) {
 	if _, err := os.Stat(e.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("diff wrote state: %v", err)
 	}
-	resp := mustHandle(t, e, Request{Op: OpApply, Desired: want, RunID: "r1"})
-	if resp.Outcome != "applied" || resp.Generation != 1 || len(resp.Changes) != len(wantChanges) {
+	resp := mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: want, RunID: "r1"})
+	if resp.Outcome != protocol.Applied || resp.Generation != 1 || len(resp.Changes) != len(wantChanges) {
 		t.Fatalf("apply: %+v", resp)
 	}
 	s := f.svcs["6/198.18.48.180:80"]
@@ -122,14 +121,14 @@ func TestApplyFromEmptyThenNothingToDo(t *testing.T) {
 		t.Errorf("sysctl not persisted: %q", persisted)
 	}
 	calls := f.calls
-	if d := mustHandle(t, e, Request{Op: OpDiff, Desired: want}); len(d.Changes) != 0 {
+	if d := mustHandle(t, e, protocol.Request{Op: protocol.OpDiff, Desired: want}); len(d.Changes) != 0 {
 		t.Errorf("diff after apply: %v", addresses(d.Changes))
 	}
-	again := mustHandle(t, e, Request{Op: OpApply, Desired: want, RunID: "r2"})
-	if again.Outcome != "unchanged" || len(again.Changes) != 0 || f.calls != calls {
+	again := mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: want, RunID: "r2"})
+	if again.Outcome != protocol.Unchanged || len(again.Changes) != 0 || f.calls != calls {
 		t.Errorf("second apply: %+v, %d writes", again, f.calls-calls)
 	}
-	if gens := mustHandle(t, e, Request{Op: OpHistory}).Generations; len(gens) != 2 || gens[0].Kind != "baseline" || gens[1].Kind != "apply" {
+	if gens := mustHandle(t, e, protocol.Request{Op: protocol.OpHistory}).Generations; len(gens) != 2 || gens[0].Kind != "baseline" || gens[1].Kind != "apply" {
 		t.Errorf("generations: %+v", gens)
 	}
 }
@@ -168,10 +167,10 @@ func TestDriftIsSeenAndFixed(t *testing.T) {
 			f := newFake()
 			e := newEngine(t, f)
 			want := director("rr", 1, 1)
-			mustHandle(t, e, Request{Op: OpApply, Desired: want})
+			mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: want})
 			good := f.dump()
 			c.drift(f)
-			d := mustHandle(t, e, Request{Op: OpDiff, Desired: want})
+			d := mustHandle(t, e, protocol.Request{Op: protocol.OpDiff, Desired: want})
 			if c.change != "" {
 				if len(d.Changes) != 1 {
 					t.Fatalf("want 1 change, got %v", addresses(d.Changes))
@@ -183,7 +182,7 @@ func TestDriftIsSeenAndFixed(t *testing.T) {
 			} else if len(d.Changes) == 0 {
 				t.Fatal("drift not seen")
 			}
-			mustHandle(t, e, Request{Op: OpApply, Desired: want})
+			mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: want})
 			if f.dump() != good {
 				t.Errorf("apply did not fix the drift:\n%s\nwant:\n%s", f.dump(), good)
 			}
@@ -195,11 +194,11 @@ func TestForeignStateIsNeverTouched(t *testing.T) {
 	f := newFake()
 	e := newEngine(t, f)
 	f.modules["ip_vs"] = true
-	foreign := ipvs.Service{Protocol: "udp", Address: netip.MustParseAddr("198.18.48.50"), Port: 53, Scheduler: "wlc"}
-	mustHandle(t, e, Request{Op: OpApply, Desired: State{Services: []ipvs.Service{foreign}}}) // someone else's, made through a throwaway engine
+	foreign := protocol.Service{Protocol: "udp", Address: netip.MustParseAddr("198.18.48.50"), Port: 53, Scheduler: "wlc"}
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: protocol.State{Services: []protocol.Service{foreign}}}) // someone else's, made through a throwaway engine
 	os.RemoveAll(e.Dir)
 	f.links["tunl0"] = &fakeLink{up: true, addrs: []string{"198.18.48.77/32"}}
-	mustHandle(t, e, Request{Op: OpApply, Desired: director("rr", 1, 1)})
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 1)})
 	if f.svcs["17/198.18.48.50:53"] == nil {
 		t.Error("foreign service removed")
 	}
@@ -207,7 +206,7 @@ func TestForeignStateIsNeverTouched(t *testing.T) {
 		t.Error("foreign address removed")
 	}
 	// Dropping the service from the plan removes tunplan's service and VIP, not the foreign ones.
-	resp := mustHandle(t, e, Request{Op: OpApply, Desired: State{}})
+	resp := mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: protocol.State{}})
 	if got := strings.Join(addresses(resp.Changes), ","); got != "- ipvs tcp/198.18.48.180:80,- tunnel tunl0 198.18.48.180/32" {
 		t.Errorf("changes %s", got)
 	}
@@ -239,13 +238,13 @@ func TestFailedStepRestoresSnapshot(t *testing.T) {
 			e := newEngine(t, f)
 			want := director("rr", 1, 1)
 			if c.applied {
-				mustHandle(t, e, Request{Op: OpApply, Desired: want})
+				mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: want})
 				want = changed
 			}
 			before := strip(f.dump())
 			f.failOn = c.failOn
-			resp := e.Handle(Request{Op: OpApply, Desired: want})
-			if resp.Outcome != "restored" || !strings.Contains(resp.Error, c.failOn+" refused") {
+			resp := e.Handle(protocol.Request{Op: protocol.OpApply, Desired: want})
+			if resp.Outcome != protocol.Restored || !strings.Contains(resp.Error, c.failOn+" refused") {
 				t.Errorf("response %+v", resp)
 			}
 			if got := strip(f.dump()); got != before {
@@ -270,27 +269,27 @@ func strip(dump string) string {
 func TestRollbackRestoresPreviousGeneration(t *testing.T) {
 	f := newFake()
 	e := newEngine(t, f)
-	mustHandle(t, e, Request{Op: OpApply, Desired: director("rr", 1, 1)})
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 1)})
 	afterA := f.dump()
 	changed := director("wrr", 3, 1)
 	changed.Services[0].Destinations = changed.Services[0].Destinations[:1]
 	changed.Links[0].Addresses = append(changed.Links[0].Addresses, netip.MustParsePrefix("198.18.48.190/32"))
-	mustHandle(t, e, Request{Op: OpApply, Desired: changed})
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: changed})
 	if f.dump() == afterA {
 		t.Fatal("second apply changed nothing")
 	}
-	rb := mustHandle(t, e, Request{Op: OpRollback})
-	if strip(f.dump()) != strip(afterA) || rb.Outcome != "applied" || rb.Generation != 3 {
+	rb := mustHandle(t, e, protocol.Request{Op: protocol.OpRollback})
+	if strip(f.dump()) != strip(afterA) || rb.Outcome != protocol.Applied || rb.Generation != 3 {
 		t.Errorf("rollback: %+v\n%s\nwant:\n%s", rb, f.dump(), afterA)
 	}
 	zero := 0
-	mustHandle(t, e, Request{Op: OpRollback, To: &zero})
+	mustHandle(t, e, protocol.Request{Op: protocol.OpRollback, To: &zero})
 	// tunl0 did not exist before the first apply: it stays (up, without the VIP), as ipip stays loaded.
 	if len(f.svcs) != 0 || fmt.Sprint(f.links["tunl0"].addrs) != "[]" || f.sysctls["net.ipv4.ip_forward"] != "0" {
 		t.Errorf("rollback to the baseline:\n%s", f.dump())
 	}
 	nine := 9
-	if r := e.Handle(Request{Op: OpRollback, To: &nine}); !strings.Contains(r.Error, "no generation 9") {
+	if r := e.Handle(protocol.Request{Op: protocol.OpRollback, To: &nine}); !strings.Contains(r.Error, "no generation 9") {
 		t.Errorf("rollback to a missing generation: %+v", r)
 	}
 }
@@ -298,14 +297,14 @@ func TestRollbackRestoresPreviousGeneration(t *testing.T) {
 func TestPhasesOfOneRunMakeOneGeneration(t *testing.T) {
 	f := newFake()
 	e := newEngine(t, f)
-	mustHandle(t, e, Request{Op: OpApply, Desired: director("rr", 1, 1)})
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 1)})
 	smaller := director("rr", 1, 2)
 	smaller.Services[0].Destinations = smaller.Services[0].Destinations[1:]
-	add := mustHandle(t, e, Request{Op: OpApply, Desired: smaller, RunID: "run", Phase: PhaseAdd})
+	add := mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: smaller, RunID: "run", Phase: protocol.PhaseAdd})
 	if got := strings.Join(addresses(add.Changes), ","); got != "~ ipvs tcp/198.18.48.180:80 -> 198.18.10.182:80" {
 		t.Errorf("add phase: %s", got)
 	}
-	rm := mustHandle(t, e, Request{Op: OpApply, Desired: smaller, RunID: "run", Phase: PhaseRemove})
+	rm := mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: smaller, RunID: "run", Phase: protocol.PhaseRemove})
 	if got := strings.Join(addresses(rm.Changes), ","); got != "- ipvs tcp/198.18.48.180:80 -> 198.18.1.183:80" || rm.Generation != add.Generation {
 		t.Errorf("remove phase: %s, generation %d vs %d", got, rm.Generation, add.Generation)
 	}
@@ -326,12 +325,12 @@ func TestHostLockFailsFast(t *testing.T) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	resp := e.Handle(Request{Op: OpApply, Desired: director("rr", 1, 1)})
+	resp := e.Handle(protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 1)})
 	if !strings.Contains(resp.Error, "locked by another tunplan run (pid 4242 since 2026-11-25T00:00:00Z by alice@ops1)") || len(f.svcs) != 0 {
 		t.Errorf("response %+v", resp)
 	}
 	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if resp := e.Handle(Request{Op: OpApply, Desired: director("rr", 1, 1)}); resp.Error != "" {
+	if resp := e.Handle(protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 1)}); resp.Error != "" {
 		t.Errorf("after unlock: %s", resp.Error)
 	}
 }

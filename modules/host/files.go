@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 func readJSON(path string, v any) error {
@@ -62,7 +64,7 @@ func mkdirPrivate(dirs ...string) error {
 // that made it, and it holds while that connection is open, so a second run is turned away for the
 // whole of the first (a run has one connection per host). A held lock or claim is waited for up to
 // req.LockWaitMS, then fails, naming its holder.
-func (e *Engine) locked(req Request, fn func() error) error {
+func (e *Engine) locked(req protocol.Request, fn func() error) error {
 	if err := mkdirPrivate(e.Dir); err != nil {
 		return err
 	}
@@ -143,13 +145,13 @@ func (e *Engine) lastRunPath() string { return filepath.Join(e.Dir, "last-run.js
 
 // recordLastRun writes the outcome of an apply or rollback before the helper answers: if the answer
 // never reaches the CLI, the next run still learns what happened.
-func (e *Engine) recordLastRun(req Request, resp Response, err error) error {
-	rec := LastRun{Op: req.Op, RunID: req.RunID, Actor: req.Actor, Time: e.now(), Outcome: resp.Outcome,
+func (e *Engine) recordLastRun(req protocol.Request, resp protocol.Response, err error) error {
+	rec := protocol.LastRun{Op: req.Op, RunID: req.RunID, Actor: req.Actor, Time: e.now(), Outcome: resp.Outcome,
 		Changes: len(resp.Changes), Generation: resp.Generation}
 	if err != nil {
 		rec.Error = err.Error()
 		if rec.Outcome == "" {
-			rec.Outcome = "failed"
+			rec.Outcome = protocol.FailedBeforeChanging
 		}
 	}
 	e.lastRun = &rec
@@ -176,7 +178,7 @@ func (e *Engine) Delivered() {
 		return
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	var cur LastRun
+	var cur protocol.LastRun
 	if readJSON(e.lastRunPath(), &cur) != nil || cur != *last {
 		return
 	}
@@ -187,12 +189,12 @@ func (e *Engine) Delivered() {
 // lastRunToTell is the latest run when the operator may not know its outcome: its CLI never got the
 // answer (told once: delivering this diff marks it reported), or restoring the snapshot failed (told
 // until a later run records another outcome).
-func (e *Engine) lastRunToTell() *LastRun {
-	var rec LastRun
+func (e *Engine) lastRunToTell() *protocol.LastRun {
+	var rec protocol.LastRun
 	if readJSON(e.lastRunPath(), &rec) != nil {
 		return nil
 	}
-	if rec.Reported && rec.Outcome != "restore-failed" {
+	if rec.Reported && rec.Outcome != protocol.RestoreFailed {
 		return nil
 	}
 	told := rec

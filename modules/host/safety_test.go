@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tunplan/tunplan/modules/ipvs"
-	"github.com/tunplan/tunplan/modules/tunnel"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // holdLock takes the host lock as another run would, until the returned func is called.
@@ -34,8 +33,8 @@ func TestLockWaitTakesTheLockOnceFree(t *testing.T) {
 	e := newEngine(t, f)
 	release := holdLock(t, e)
 	time.AfterFunc(300*time.Millisecond, release)
-	resp := e.Handle(Request{Op: OpApply, Desired: director("rr", 1, 1), LockWaitMS: 5000})
-	if resp.Error != "" || resp.Outcome != "applied" {
+	resp := e.Handle(protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 1), LockWaitMS: 5000})
+	if resp.Error != "" || resp.Outcome != protocol.Applied {
 		t.Fatalf("apply waiting for the lock: %+v", resp)
 	}
 }
@@ -45,7 +44,7 @@ func TestLockWaitGivesUp(t *testing.T) {
 	e := newEngine(t, f)
 	defer holdLock(t, e)()
 	start := time.Now()
-	resp := e.Handle(Request{Op: OpApply, Desired: director("rr", 1, 1), LockWaitMS: 300})
+	resp := e.Handle(protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 1), LockWaitMS: 300})
 	if !strings.Contains(resp.Error, "locked by another tunplan run") || !strings.Contains(resp.Error, "gave up after waiting 300ms") || len(f.svcs) != 0 {
 		t.Fatalf("response %+v", resp)
 	}
@@ -60,25 +59,25 @@ func TestLastRunIsToldUntilReported(t *testing.T) {
 	f := newFake()
 	e := newEngine(t, f)
 	want := director("rr", 1, 1)
-	if d := mustHandle(t, e, Request{Op: OpDiff, Desired: want}); d.LastRun != nil {
+	if d := mustHandle(t, e, protocol.Request{Op: protocol.OpDiff, Desired: want}); d.LastRun != nil {
 		t.Fatalf("fresh host has a last run: %+v", d.LastRun)
 	}
-	mustHandle(t, e, Request{Op: OpApply, Desired: want, RunID: "r1", Actor: "alice@ops1"})
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: want, RunID: "r1", Actor: "alice@ops1"})
 	// A second engine is the next tunplan run: it only knows what the host recorded.
 	next := &Engine{Dir: e.Dir, SysctlFile: e.SysctlFile, Kmod: f, Sysctl: fakeSysctl{f}, Tunnel: f, IPVS: e.IPVS, Now: e.Now}
-	d := mustHandle(t, next, Request{Op: OpDiff, Desired: want})
-	wantRun := LastRun{Op: OpApply, RunID: "r1", Actor: "alice@ops1", Time: "2026-11-25T00:00:00Z", Outcome: "applied", Changes: 9, Generation: 1}
+	d := mustHandle(t, next, protocol.Request{Op: protocol.OpDiff, Desired: want})
+	wantRun := protocol.LastRun{Op: protocol.OpApply, RunID: "r1", Actor: "alice@ops1", Time: "2026-11-25T00:00:00Z", Outcome: protocol.Applied, Changes: 9, Generation: 1}
 	if d.LastRun == nil || *d.LastRun != wantRun {
 		t.Fatalf("last run before delivery: %+v, want %+v", d.LastRun, wantRun)
 	}
 	e.Delivered()
-	if d := mustHandle(t, next, Request{Op: OpDiff, Desired: want}); d.LastRun != nil {
+	if d := mustHandle(t, next, protocol.Request{Op: protocol.OpDiff, Desired: want}); d.LastRun != nil {
 		t.Errorf("last run told after delivery: %+v", d.LastRun)
 	}
 	// An undelivered run is told once: the diff that tells it, once delivered, marks it reported.
-	mustHandle(t, e, Request{Op: OpApply, Desired: director("wrr", 1, 1), RunID: "r2"})
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: director("wrr", 1, 1), RunID: "r2"})
 	for i, wantTold := range []bool{true, true, false} {
-		d := mustHandle(t, next, Request{Op: OpDiff, Desired: want})
+		d := mustHandle(t, next, protocol.Request{Op: protocol.OpDiff, Desired: want})
 		if (d.LastRun != nil) != wantTold || (d.LastRun != nil && d.LastRun.RunID != "r2") {
 			t.Errorf("diff %d: last run %+v, want told=%v", i, d.LastRun, wantTold)
 		}
@@ -89,11 +88,11 @@ func TestLastRunIsToldUntilReported(t *testing.T) {
 
 	// A reported run whose restore failed is told until a later run records another outcome.
 	failed := wantRun
-	failed.Outcome, failed.Error, failed.Reported = "restore-failed", "ipvs: update: refused; restoring the snapshot also failed: refused", true
+	failed.Outcome, failed.Error, failed.Reported = protocol.RestoreFailed, "ipvs: update: refused; restoring the snapshot also failed: refused", true
 	if err := writeJSON(next.lastRunPath(), failed); err != nil {
 		t.Fatal(err)
 	}
-	if d := mustHandle(t, next, Request{Op: OpDiff, Desired: want}); d.LastRun == nil || *d.LastRun != failed {
+	if d := mustHandle(t, next, protocol.Request{Op: protocol.OpDiff, Desired: want}); d.LastRun == nil || *d.LastRun != failed {
 		t.Errorf("failed restore not told: %+v", d.LastRun)
 	}
 }
@@ -102,25 +101,25 @@ func TestSessionGuard(t *testing.T) {
 	mgmt := netip.MustParseAddrPort("198.19.0.11:22")
 	session := &Session{Client: netip.MustParseAddrPort("198.19.0.1:40000"), Server: mgmt, Device: "eth0"}
 	pfx := func(s string) []netip.Prefix { return []netip.Prefix{netip.MustParsePrefix(s)} }
-	withLinks := func(s State, links ...tunnel.Link) State { s.Links = links; return s }
+	withLinks := func(s protocol.State, links ...protocol.Link) protocol.State { s.Links = links; return s }
 	cases := []struct {
 		name      string
-		want, cur State
+		want, cur protocol.State
 		refuse    string // "" = allowed
 	}{
-		{"the normal director", director("rr", 1, 1), State{}, ""},
-		{"removes the session's address", State{}, withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")}),
+		{"the normal director", director("rr", 1, 1), protocol.State{}, ""},
+		{"removes the session's address", protocol.State{}, withLinks(protocol.State{}, protocol.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")}),
 			"the plan would remove 198.19.0.11/32 from tunl0, the address this session arrives on"},
-		{"keeps the session's address", withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")}),
-			withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")}), ""},
-		{"VIP is the client's address", withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.1/32")}), State{},
+		{"keeps the session's address", withLinks(protocol.State{}, protocol.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")}),
+			withLinks(protocol.State{}, protocol.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")}), ""},
+		{"VIP is the client's address", withLinks(protocol.State{}, protocol.Link{Name: "tunl0", Addresses: pfx("198.19.0.1/32")}), protocol.State{},
 			"the plan would put 198.19.0.1/32 on tunl0, which holds this session's client address 198.19.0.1"},
-		{"prefix holds the client", withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.0/24")}), State{}, "which holds this session's client address"},
-		{"takes the reply device down", withLinks(State{}, tunnel.Link{Name: "eth0", Down: true, Addresses: []netip.Prefix{}}), State{},
+		{"prefix holds the client", withLinks(protocol.State{}, protocol.Link{Name: "tunl0", Addresses: pfx("198.19.0.0/24")}), protocol.State{}, "which holds this session's client address"},
+		{"takes the reply device down", withLinks(protocol.State{}, protocol.Link{Name: "eth0", Down: true, Addresses: []netip.Prefix{}}), protocol.State{},
 			"the plan would take eth0 down, the device the replies to this session leave by"},
-		{"IPVS on the SSH port", State{Services: []ipvs.Service{{Protocol: "tcp", Address: mgmt.Addr(), Port: 22, Scheduler: "rr"}}}, State{},
+		{"IPVS on the SSH port", protocol.State{Services: []protocol.Service{{Protocol: "tcp", Address: mgmt.Addr(), Port: 22, Scheduler: "rr"}}}, protocol.State{},
 			"the plan would make tcp/198.19.0.11:22 an IPVS service"},
-		{"IPVS on another port of the address", State{Services: []ipvs.Service{{Protocol: "tcp", Address: mgmt.Addr(), Port: 80, Scheduler: "rr"}}}, State{}, ""},
+		{"IPVS on another port of the address", protocol.State{Services: []protocol.Service{{Protocol: "tcp", Address: mgmt.Addr(), Port: 80, Scheduler: "rr"}}}, protocol.State{}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -134,7 +133,7 @@ func TestSessionGuard(t *testing.T) {
 		})
 	}
 	var none *Session
-	if err := none.check(State{}, withLinks(State{}, tunnel.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")})); err != nil {
+	if err := none.check(protocol.State{}, withLinks(protocol.State{}, protocol.Link{Name: "tunl0", Addresses: pfx("198.19.0.11/32")})); err != nil {
 		t.Errorf("no session: %v", err)
 	}
 }
@@ -147,8 +146,8 @@ func TestSessionGuardStopsApplyAndDiff(t *testing.T) {
 	if e.Session == nil {
 		t.Fatal("ParseSession failed")
 	}
-	for _, op := range []Op{OpDiff, OpApply} {
-		resp := e.Handle(Request{Op: op, Desired: director("rr", 1, 1)})
+	for _, op := range []protocol.Op{protocol.OpDiff, protocol.OpApply} {
+		resp := e.Handle(protocol.Request{Op: op, Desired: director("rr", 1, 1)})
 		if !strings.Contains(resp.Error, "refusing to cut this SSH session") || len(f.modules) != 0 {
 			t.Errorf("%s: %+v; kernel:\n%s", op, resp, f.dump())
 		}
@@ -173,13 +172,13 @@ func TestClaimKeepsTheHostForOneRun(t *testing.T) {
 	b.Session, b.Open = ParseSession("198.18.0.2 40002 198.18.0.11 22"), isOpen
 	open[a.Session.String()], open[b.Session.String()] = true, true
 
-	claim := Request{Op: OpDiff, Desired: director("rr", 1, 1), Claim: true, RunID: "run-a", Actor: "alice@ops1"}
+	claim := protocol.Request{Op: protocol.OpDiff, Desired: director("rr", 1, 1), Claim: true, RunID: "run-a", Actor: "alice@ops1"}
 	if resp := a.Handle(claim); resp.Error != "" {
 		t.Fatalf("first claim: %s", resp.Error)
 	}
-	for _, req := range []Request{
-		{Op: OpDiff, Desired: director("rr", 1, 1), Claim: true, RunID: "run-b", Actor: "bob@ops2"},
-		{Op: OpApply, Desired: director("rr", 1, 1), RunID: "run-b", Actor: "bob@ops2"},
+	for _, req := range []protocol.Request{
+		{Op: protocol.OpDiff, Desired: director("rr", 1, 1), Claim: true, RunID: "run-b", Actor: "bob@ops2"},
+		{Op: protocol.OpApply, Desired: director("rr", 1, 1), RunID: "run-b", Actor: "bob@ops2"},
 	} {
 		resp := b.Handle(req)
 		if want := "host is locked by another tunplan run (run run-a since "; !strings.Contains(resp.Error, want) ||
@@ -191,14 +190,14 @@ func TestClaimKeepsTheHostForOneRun(t *testing.T) {
 		t.Fatalf("the second run changed the host:\n%s", f.dump())
 	}
 	// A plain diff (tunplan diff) is not turned away.
-	if resp := b.Handle(Request{Op: OpDiff, Desired: director("rr", 1, 1)}); resp.Error != "" {
+	if resp := b.Handle(protocol.Request{Op: protocol.OpDiff, Desired: director("rr", 1, 1)}); resp.Error != "" {
 		t.Errorf("plain diff: %s", resp.Error)
 	}
-	if resp := a.Handle(Request{Op: OpApply, Desired: director("rr", 1, 1), RunID: "run-a", Actor: "alice@ops1"}); resp.Outcome != "applied" {
+	if resp := a.Handle(protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 1), RunID: "run-a", Actor: "alice@ops1"}); resp.Outcome != protocol.Applied {
 		t.Fatalf("the claiming run's apply: %+v", resp)
 	}
 	open[a.Session.String()] = false
-	if resp := b.Handle(Request{Op: OpApply, Desired: director("rr", 2, 1), RunID: "run-b", Actor: "bob@ops2"}); resp.Outcome != "applied" {
+	if resp := b.Handle(protocol.Request{Op: protocol.OpApply, Desired: director("rr", 2, 1), RunID: "run-b", Actor: "bob@ops2"}); resp.Outcome != protocol.Applied {
 		t.Fatalf("apply after the first run's connection closed: %+v", resp)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // Session is the SSH connection a request came over, as sshd describes it in SSH_CONNECTION
@@ -47,7 +49,7 @@ func parseAddrPort(addr, port string) (netip.AddrPort, error) {
 // check refuses a move from cur to want that would cut the session: removing the address it arrives
 // on, putting the client's address (or a prefix holding it) on a managed device, which reroutes the
 // replies, taking down the device the replies leave by, or an IPVS service on the SSH port itself.
-func (s *Session) check(want, cur State) error {
+func (s *Session) check(want, cur protocol.State) error {
 	if s == nil {
 		return nil
 	}

@@ -5,15 +5,17 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // table10k is 1,000 services × 10 tunnel destinations, as the benchmark of `make bench` loads.
-func table10k() []Service {
-	var out []Service
+func table10k() []protocol.Service {
+	var out []protocol.Service
 	for i := 0; i < 1000; i++ {
-		s := Service{Protocol: "tcp", Address: netip.AddrFrom4([4]byte{198, 18, 100, byte(i / 100)}), Port: uint16(10000 + i%100), Scheduler: "rr"}
+		s := protocol.Service{Protocol: "tcp", Address: netip.AddrFrom4([4]byte{198, 18, 100, byte(i / 100)}), Port: uint16(10000 + i%100), Scheduler: "rr"}
 		for j := 0; j < 10; j++ {
-			s.Destinations = append(s.Destinations, Destination{Address: netip.AddrFrom4([4]byte{198, 18, 200, byte(1 + j)}), Port: s.Port, Weight: 1, Forward: "tunnel"})
+			s.Destinations = append(s.Destinations, protocol.Destination{Address: netip.AddrFrom4([4]byte{198, 18, 200, byte(1 + j)}), Port: s.Port, Weight: 1, Forward: "tunnel"})
 		}
 		out = append(out, s)
 	}

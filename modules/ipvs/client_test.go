@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	cipvs "github.com/cloudflare/ipvs"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 const fakeFamily = 0x24
@@ -216,11 +217,11 @@ func testClient(t *testing.T) (*Client, *fakeKernel) {
 }
 
 func benchService(i int) cipvs.Service {
-	return toKernel(Service{Protocol: "tcp", Address: netip.AddrFrom4([4]byte{198, 18, 100, byte(i / 100)}), Port: uint16(10000 + i%100), Scheduler: "rr"})
+	return toKernel(protocol.Service{Protocol: "tcp", Address: netip.AddrFrom4([4]byte{198, 18, 100, byte(i / 100)}), Port: uint16(10000 + i%100), Scheduler: "rr"})
 }
 
 func benchDest(j int) cipvs.Destination {
-	return destToKernel(Destination{Address: netip.AddrFrom4([4]byte{198, 18, 200, byte(1 + j)}), Port: 80, Weight: 1, Forward: "tunnel"})
+	return destToKernel(protocol.Destination{Address: netip.AddrFrom4([4]byte{198, 18, 200, byte(1 + j)}), Port: 80, Weight: 1, Forward: "tunnel"})
 }
 
 // load queues n services with 10 destinations each.
@@ -415,7 +416,7 @@ func TestFacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1 := benchService(1)
-	got, err := Facts(cl, map[Key]bool{{"tcp", s1.Address, s1.Port}: true})
+	got, err := Facts(cl, map[protocol.Key]bool{{Protocol: "tcp", Address: s1.Address, Port: s1.Port}: true})
 	if err != nil || len(got) != 1 || len(got[0].Destinations) != 10 {
 		t.Fatalf("%+v %v", got, err)
 	}
@@ -432,7 +433,7 @@ func TestFacts(t *testing.T) {
 func TestDiffSteps(t *testing.T) {
 	cl, k := testClient(t)
 	open := func() (Kernel, error) { return cl, nil }
-	want := []Service{{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr", Destinations: []Destination{{Address: rip, Port: 80, Weight: 1, Forward: "tunnel"}}}}
+	want := []protocol.Service{{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr", Destinations: []protocol.Destination{{Address: rip, Port: 80, Weight: 1, Forward: "tunnel"}}}}
 	steps := Diff(open, want, nil)
 	for _, s := range steps {
 		if s.Flush == nil {
@@ -470,7 +471,7 @@ func TestProc(t *testing.T) {
 	if err := load(t, cl, 40); err != nil {
 		t.Fatal(err)
 	}
-	cl.Queue(Write{Cmd: SetDest, Service: benchService(3), Dest: destToKernel(Destination{Address: benchDest(2).Address, Port: 80, Weight: 0, Forward: "route"}), Name: "drain"})
+	cl.Queue(Write{Cmd: SetDest, Service: benchService(3), Dest: destToKernel(protocol.Destination{Address: benchDest(2).Address, Port: 80, Weight: 0, Forward: "route"}), Name: "drain"})
 	if err := cl.Flush(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,3 +1,4 @@
+// Package ipvs reads and reconciles IPVS virtual services and their destinations over generic netlink.
 package ipvs
 
 // IPVS writes are encoded here (wire.go) and sent in batches (client.go): one sendmsg carries up to
@@ -9,13 +10,13 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
 
 	cipvs "github.com/cloudflare/ipvs"
 	"github.com/cloudflare/ipvs/netmask"
 
 	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // Kernel is the IPVS boundary: reads of the table, and writes that are queued and answered later.
@@ -41,42 +42,19 @@ type Write struct {
 	Name    string            // for errors: "create tcp/198.18.48.180:80 -> 198.18.1.183:80"
 }
 
-// Key identifies a virtual service. Its JSON is a Service's without the rest: a service decodes
-// into its Key.
-type Key struct {
-	Protocol string     `json:"protocol"`
-	Address  netip.Addr `json:"address"`
-	Port     uint16     `json:"port"`
-}
-
-func (k Key) String() string {
-	return k.Protocol + "/" + netip.AddrPortFrom(k.Address, k.Port).String()
-}
-
-// Key returns the service's identity.
-func (s Service) Key() Key { return Key{s.Protocol, s.Address, s.Port} }
-
-func (s Service) attrs() string {
-	return "scheduler=" + s.Scheduler + " persistence=" + strconv.FormatUint(uint64(s.Persistence), 10)
-}
-
-func (d Destination) attrs() string {
-	return "weight=" + strconv.FormatUint(uint64(d.Weight), 10) + " fwd=" + d.Forward
-}
-
 var (
 	protocols = map[string]cipvs.Protocol{"tcp": cipvs.TCP, "udp": cipvs.UDP}
-	forwards  = map[cipvs.ForwardType]string{cipvs.Tunnel: "tunnel", cipvs.DirectRoute: "route", cipvs.Masquerade: "masq", cipvs.Local: "local"}
+	forwards  = map[cipvs.ForwardType]string{cipvs.Tunnel: protocol.ForwardTunnel, cipvs.DirectRoute: "route", cipvs.Masquerade: "masq", cipvs.Local: "local"}
 )
 
 // Facts reads the IPVS table once (one service dump, one destination dump per service in scope)
 // and returns the services in scope with their destinations, sorted. A nil scope reads them all.
-func Facts(k Kernel, scope map[Key]bool) ([]Service, error) {
+func Facts(k Kernel, scope map[protocol.Key]bool) ([]protocol.Service, error) {
 	svcs, err := k.Services()
 	if err != nil {
 		return nil, fmt.Errorf("ipvs: %w", err)
 	}
-	var out []Service
+	var out []protocol.Service
 	var ks []cipvs.Service
 	for _, se := range svcs {
 		s, ok := fromKernel(se)
@@ -94,17 +72,17 @@ func Facts(k Kernel, scope map[Key]bool) ([]Service, error) {
 		return nil, fmt.Errorf("ipvs: %w", err)
 	}
 	for i := range out {
-		out[i].Destinations = []Destination{}
+		out[i].Destinations = []protocol.Destination{}
 		for _, de := range dests[i] {
 			fwd, ok := forwards[de.FwdMethod]
 			if !ok {
 				fwd = fmt.Sprintf("method-%d", de.FwdMethod)
 			}
-			out[i].Destinations = append(out[i].Destinations, Destination{Address: de.Address, Port: de.Port, Weight: de.Weight, Forward: fwd})
+			out[i].Destinations = append(out[i].Destinations, protocol.Destination{Address: de.Address, Port: de.Port, Weight: de.Weight, Forward: fwd})
 		}
 		sortDestinations(out[i].Destinations)
 	}
-	keys := make(map[Key]string, len(out))
+	keys := make(map[protocol.Key]string, len(out))
 	for _, s := range out {
 		keys[s.Key()] = s.Key().String()
 	}
@@ -112,7 +90,7 @@ func Facts(k Kernel, scope map[Key]bool) ([]Service, error) {
 	return out, nil
 }
 
-func fromKernel(ks cipvs.Service) (Service, bool) {
+func fromKernel(ks cipvs.Service) (protocol.Service, bool) {
 	var proto string
 	for name, p := range protocols {
 		if p == ks.Protocol {
@@ -120,16 +98,16 @@ func fromKernel(ks cipvs.Service) (Service, bool) {
 		}
 	}
 	if proto == "" || ks.FWMark != 0 || !ks.Address.Is4() {
-		return Service{}, false // fwmark, SCTP and IPv6 services are not tunplan's
+		return protocol.Service{}, false // fwmark, SCTP and IPv6 services are not tunplan's
 	}
-	s := Service{Protocol: proto, Address: ks.Address, Port: ks.Port, Scheduler: ks.Scheduler}
+	s := protocol.Service{Protocol: proto, Address: ks.Address, Port: ks.Port, Scheduler: ks.Scheduler}
 	if ks.Flags&cipvs.ServicePersistent != 0 {
 		s.Persistence = ks.Timeout
 	}
 	return s, true
 }
 
-func toKernel(s Service) cipvs.Service {
+func toKernel(s protocol.Service) cipvs.Service {
 	ks := cipvs.Service{
 		Address: s.Address, Port: s.Port, Protocol: protocols[s.Protocol], Family: cipvs.INET,
 		Scheduler: s.Scheduler, Netmask: netmask.MaskFrom(32, 32),
@@ -140,7 +118,7 @@ func toKernel(s Service) cipvs.Service {
 	return ks
 }
 
-func destToKernel(d Destination) cipvs.Destination {
+func destToKernel(d protocol.Destination) cipvs.Destination {
 	kd := cipvs.Destination{Address: d.Address, Port: d.Port, Weight: d.Weight, Family: cipvs.INET, FwdMethod: cipvs.Tunnel, TunnelType: cipvs.IPIP}
 	for m, name := range forwards {
 		if name == d.Forward {
@@ -154,7 +132,7 @@ func destToKernel(d Destination) cipvs.Destination {
 // (the engine only reads services tunplan owns or wants); inside a service every destination is
 // compared, so one added by hand is drift. Scheduler, persistence, weight and forwarding method are
 // compared; counters never are.
-func Diff(open func() (Kernel, error), want, current []Service) []change.Step {
+func Diff(open func() (Kernel, error), want, current []protocol.Service) []change.Step {
 	flush := func() error {
 		k, err := open()
 		if err != nil {
@@ -162,45 +140,45 @@ func Diff(open func() (Kernel, error), want, current []Service) []change.Step {
 		}
 		return k.Flush()
 	}
-	have := make(map[Key]Service, len(current))
+	have := make(map[protocol.Key]protocol.Service, len(current))
 	for _, s := range current {
 		have[s.Key()] = s
 	}
 	var steps []change.Step
-	wanted := make(map[Key]bool, len(want))
+	wanted := make(map[protocol.Key]bool, len(want))
 	for _, w := range want {
 		wanted[w.Key()] = true
 		addr := "ipvs " + w.Key().String()
 		cur, exists := have[w.Key()]
 		switch {
 		case !exists:
-			steps = append(steps, ipvsStep(open, flush, change.Create, addr, "", w.attrs(), Write{Cmd: NewService, Service: toKernel(w)}))
+			steps = append(steps, ipvsStep(open, flush, change.Create, addr, "", w.Attrs(), Write{Cmd: NewService, Service: toKernel(w)}))
 		case cur.Scheduler != w.Scheduler || cur.Persistence != w.Persistence:
-			steps = append(steps, ipvsStep(open, flush, change.Update, addr, cur.attrs(), w.attrs(), Write{Cmd: SetService, Service: toKernel(w)}))
+			steps = append(steps, ipvsStep(open, flush, change.Update, addr, cur.Attrs(), w.Attrs(), Write{Cmd: SetService, Service: toKernel(w)}))
 		}
 		steps = destSteps(steps, open, flush, w, cur.Destinations)
 	}
 	for _, c := range current {
 		if !wanted[c.Key()] {
-			steps = append(steps, ipvsStep(open, flush, change.Delete, "ipvs "+c.Key().String(), fmt.Sprintf("%s destinations=%d", c.attrs(), len(c.Destinations)), "", Write{Cmd: DelService, Service: toKernel(c)}))
+			steps = append(steps, ipvsStep(open, flush, change.Delete, "ipvs "+c.Key().String(), fmt.Sprintf("%s destinations=%d", c.Attrs(), len(c.Destinations)), "", Write{Cmd: DelService, Service: toKernel(c)}))
 		}
 	}
 	return steps
 }
 
 // destSteps appends to steps those that make svc's destinations from current.
-func destSteps(steps []change.Step, open func() (Kernel, error), flush func() error, svc Service, current []Destination) []change.Step {
-	find := func(ds []Destination, d Destination) (Destination, bool) {
+func destSteps(steps []change.Step, open func() (Kernel, error), flush func() error, svc protocol.Service, current []protocol.Destination) []change.Step {
+	find := func(ds []protocol.Destination, d protocol.Destination) (protocol.Destination, bool) {
 		for _, x := range ds { // a service has a few destinations: a scan is cheaper than a map
 			if x.Address == d.Address && x.Port == d.Port {
 				return x, true
 			}
 		}
-		return Destination{}, false
+		return protocol.Destination{}, false
 	}
 	var ks cipvs.Service
 	var prefix string
-	name := func(d Destination) string {
+	name := func(d protocol.Destination) string {
 		if prefix == "" {
 			ks, prefix = toKernel(svc), "ipvs "+svc.Key().String()+" -> "
 		}
@@ -211,16 +189,16 @@ func destSteps(steps []change.Step, open func() (Kernel, error), flush func() er
 		switch {
 		case !ok:
 			n := name(d)
-			steps = append(steps, ipvsStep(open, flush, change.Create, n, "", d.attrs(), Write{Cmd: NewDest, Service: ks, Dest: destToKernel(d)}))
+			steps = append(steps, ipvsStep(open, flush, change.Create, n, "", d.Attrs(), Write{Cmd: NewDest, Service: ks, Dest: destToKernel(d)}))
 		case cur.Weight != d.Weight || cur.Forward != d.Forward:
 			n := name(d)
-			steps = append(steps, ipvsStep(open, flush, change.Update, n, cur.attrs(), d.attrs(), Write{Cmd: SetDest, Service: ks, Dest: destToKernel(d)}))
+			steps = append(steps, ipvsStep(open, flush, change.Update, n, cur.Attrs(), d.Attrs(), Write{Cmd: SetDest, Service: ks, Dest: destToKernel(d)}))
 		}
 	}
 	for _, d := range current {
 		if _, ok := find(svc.Destinations, d); !ok {
 			n := name(d)
-			steps = append(steps, ipvsStep(open, flush, change.Delete, n, d.attrs(), "", Write{Cmd: DelDest, Service: ks, Dest: destToKernel(d)}))
+			steps = append(steps, ipvsStep(open, flush, change.Delete, n, d.Attrs(), "", Write{Cmd: DelDest, Service: ks, Dest: destToKernel(d)}))
 		}
 	}
 	return steps
@@ -243,7 +221,7 @@ func ipvsStep(open func() (Kernel, error), flush func() error, act change.Action
 	}
 }
 
-func sortDestinations(ds []Destination) {
+func sortDestinations(ds []protocol.Destination) {
 	sort.Slice(ds, func(i, j int) bool {
 		if ds[i].Address != ds[j].Address {
 			return ds[i].Address.Less(ds[j].Address)
@@ -253,7 +231,7 @@ func sortDestinations(ds []Destination) {
 }
 
 // ToKernel is the service as tunplan writes it to IPVS (IPv4, /32 netmask, persistence flag).
-func ToKernel(s Service) cipvs.Service { return toKernel(s) }
+func ToKernel(s protocol.Service) cipvs.Service { return toKernel(s) }
 
 // DestToKernel is the destination as tunplan writes it to IPVS (IPIP tunnel type).
-func DestToKernel(d Destination) cipvs.Destination { return destToKernel(d) }
+func DestToKernel(d protocol.Destination) cipvs.Destination { return destToKernel(d) }

@@ -11,6 +11,7 @@ import (
 	"github.com/cloudflare/ipvs/netmask"
 	"github.com/mdlayher/netlink"
 	"github.com/mdlayher/netlink/nlenc"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // cloudflarePackService and cloudflarePackDest are cloudflare/ipvs v0.12.0's packService and packDest
@@ -94,18 +95,18 @@ func cloudflareMessage(t *testing.T, w Write) []byte {
 var (
 	vip  = netip.MustParseAddr("198.18.48.180")
 	rip  = netip.MustParseAddr("198.18.1.183")
-	svc  = toKernel(Service{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr"})
-	dest = destToKernel(Destination{Address: rip, Port: 80, Weight: 1, Forward: "tunnel"})
+	svc  = toKernel(protocol.Service{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr"})
+	dest = destToKernel(protocol.Destination{Address: rip, Port: 80, Weight: 1, Forward: "tunnel"})
 )
 
 func TestEncodeAsCloudflare(t *testing.T) {
-	persistent := toKernel(Service{Protocol: "udp", Address: vip, Port: 53, Scheduler: "wlc", Persistence: 300})
+	persistent := toKernel(protocol.Service{Protocol: "udp", Address: vip, Port: 53, Scheduler: "wlc", Persistence: 300})
 	v6 := cipvs.Service{Address: netip.MustParseAddr("2001:db8::1"), Port: 443, Protocol: cipvs.TCP, Family: cipvs.INET6, Scheduler: "sh", Netmask: netmask.MaskFrom(128, 128)}
 	fwmark := cipvs.Service{FWMark: 7, Family: cipvs.INET, Scheduler: "rr", Netmask: netmask.MaskFrom(32, 32)}
 	gue := cipvs.Destination{Address: rip, Port: 8080, Weight: 65535, Family: cipvs.INET, FwdMethod: cipvs.Tunnel, TunnelType: cipvs.GUE, TunnelPort: 5555, TunnelFlags: cipvs.TunnelEncapRemoteChecksum, UpperThreshold: 10, LowerThreshold: 2}
 	drain := dest
 	drain.Weight = 0
-	route := destToKernel(Destination{Address: rip, Port: 80, Weight: 3, Forward: "route"})
+	route := destToKernel(protocol.Destination{Address: rip, Port: 80, Weight: 3, Forward: "route"})
 	for _, w := range []Write{
 		{Cmd: NewService, Service: svc},
 		{Cmd: NewService, Service: persistent},

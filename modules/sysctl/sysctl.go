@@ -1,3 +1,4 @@
+// Package sysctl reads and writes kernel parameters under /proc/sys.
 package sysctl
 
 import (
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // Kernel is the boundary to the kernel's parameters.
@@ -43,8 +45,8 @@ func (p Proc) Write(key, value string) error {
 func normalise(v string) string { return strings.Join(strings.Fields(v), " ") }
 
 // Facts reads keys; parameters that do not exist are left out.
-func Facts(k Kernel, keys []string) ([]Sysctl, error) {
-	var out []Sysctl
+func Facts(k Kernel, keys []string) ([]protocol.Sysctl, error) {
+	var out []protocol.Sysctl
 	for _, key := range keys {
 		v, err := k.Read(key)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -53,7 +55,7 @@ func Facts(k Kernel, keys []string) ([]Sysctl, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sysctl: read %s: %w", key, err)
 		}
-		out = append(out, Sysctl{key, v})
+		out = append(out, protocol.Sysctl{Key: key, Value: v})
 	}
 	return out, nil
 }
@@ -61,7 +63,7 @@ func Facts(k Kernel, keys []string) ([]Sysctl, error) {
 // Diff makes a step for every wanted parameter whose value differs. Parameters that are only in
 // current are released, not reverted. A parameter that does not exist yet (tunl0's, before ipip is
 // loaded) is written after the modules are loaded, when the engine runs the steps.
-func Diff(k Kernel, want, current []Sysctl) []change.Step {
+func Diff(k Kernel, want, current []protocol.Sysctl) []change.Step {
 	have := map[string]string{}
 	for _, s := range current {
 		have[s.Key] = s.Value
@@ -92,8 +94,8 @@ func Diff(k Kernel, want, current []Sysctl) []change.Step {
 
 // Persist writes the parameters tunplan owns to a late-sorting sysctl.d file, so that a reboot or
 // a restart of systemd-sysctl does not silently undo them.
-func Persist(path string, owned []Sysctl) error {
-	sorted := append([]Sysctl(nil), owned...)
+func Persist(path string, owned []protocol.Sysctl) error {
+	sorted := append([]protocol.Sysctl(nil), owned...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Key < sorted[j].Key })
 	var b strings.Builder
 	b.WriteString("# Written by tunplan: the kernel parameters its plan sets on this host.\n")

@@ -1,3 +1,5 @@
+// Package tunnel brings the IPIP tunnel device (tunl0) up and owns the addresses (the VIP/32) on it,
+// through rtnetlink (vishvananda/netlink).
 package tunnel
 
 import (
@@ -10,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // Kernel is the rtnetlink boundary; *netlink.Handle implements it.
@@ -25,13 +28,13 @@ type Kernel interface {
 // Facts reads, for each device in scope, whether it is up and which of the scoped addresses it has.
 // A device that does not exist is reported Missing (and down): restoring that snapshot after a
 // module load created the device leaves it down, as the load made it.
-func Facts(k Kernel, scope map[string][]netip.Prefix) ([]Link, error) {
-	var out []Link
+func Facts(k Kernel, scope map[string][]netip.Prefix) ([]protocol.Link, error) {
+	var out []protocol.Link
 	for _, name := range sortedKeys(scope) {
 		l, err := k.LinkByName(name)
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			out = append(out, Link{Name: name, Down: true, Missing: true, Addresses: []netip.Prefix{}})
+			out = append(out, protocol.Link{Name: name, Down: true, Missing: true, Addresses: []netip.Prefix{}})
 			continue
 		}
 		if err != nil {
@@ -45,7 +48,7 @@ func Facts(k Kernel, scope map[string][]netip.Prefix) ([]Link, error) {
 		for _, p := range scope[name] {
 			owned[p] = true
 		}
-		link := Link{Name: name, Down: l.Attrs().Flags&net.FlagUp == 0, Addresses: []netip.Prefix{}}
+		link := protocol.Link{Name: name, Down: l.Attrs().Flags&net.FlagUp == 0, Addresses: []netip.Prefix{}}
 		for _, a := range addrs {
 			if p, ok := prefixOf(a); ok && owned[p] {
 				link.Addresses = append(link.Addresses, p)
@@ -58,8 +61,8 @@ func Facts(k Kernel, scope map[string][]netip.Prefix) ([]Link, error) {
 
 // Diff makes the steps that bring want's devices to their state: up (or down, for a snapshot of a
 // device that was down), wanted addresses added, owned addresses no longer wanted removed.
-func Diff(k Kernel, want, current []Link) []change.Step {
-	have := map[string]Link{}
+func Diff(k Kernel, want, current []protocol.Link) []change.Step {
+	have := map[string]protocol.Link{}
 	for _, l := range current {
 		have[l.Name] = l
 	}

@@ -17,8 +17,8 @@ import (
 	cipvs "github.com/cloudflare/ipvs"
 	"github.com/cloudflare/ipvs/netmask"
 
-	"github.com/tunplan/tunplan/modules/host"
 	"github.com/tunplan/tunplan/modules/ipvs"
+	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/testinfra/lab"
 )
 
@@ -38,19 +38,19 @@ func benchVIP(i int) (netip.Addr, uint16) {
 func benchRIP(j int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 200, byte(1 + j)}) }
 
 // benchRequest is the helper's apply of the table; weight0 is the first destination's weight.
-func benchRequest(weight0 uint32) host.Request {
-	var svcs []ipvs.Service
+func benchRequest(weight0 uint32) protocol.Request {
+	var svcs []protocol.Service
 	for i := 0; i < benchServices; i++ {
 		vip, port := benchVIP(i)
-		s := ipvs.Service{Protocol: "tcp", Address: vip, Port: port, Scheduler: "rr"}
+		s := protocol.Service{Protocol: "tcp", Address: vip, Port: port, Scheduler: "rr"}
 		for j := 0; j < benchDests; j++ {
-			s.Destinations = append(s.Destinations, ipvs.Destination{Address: benchRIP(j), Port: port, Weight: 1, Forward: "tunnel"})
+			s.Destinations = append(s.Destinations, protocol.Destination{Address: benchRIP(j), Port: port, Weight: 1, Forward: protocol.ForwardTunnel})
 		}
 		svcs = append(svcs, s)
 	}
 	svcs[0].Destinations[0].Weight = weight0
-	return host.Request{Op: host.OpApply, Host: "director", Actor: "bench",
-		Desired: host.State{Modules: []string{"ip_vs", "ip_vs_rr"}, Services: svcs}}
+	return protocol.Request{Op: protocol.OpApply, Host: "director", Actor: "bench",
+		Desired: protocol.State{Modules: []string{"ip_vs", "ip_vs_rr"}, Services: svcs}}
 }
 
 func ipvsadmRules() string {
@@ -119,12 +119,12 @@ func benchIPVS(b *Bench) error {
 	}
 	defer clear()
 	// helper runs the helper on a request and checks its answer.
-	helper1 := func(req, outcome string, changes int) (float64, error) {
+	helper1 := func(req string, outcome protocol.Outcome, changes int) (float64, error) {
 		out, secs, err := timed(timer, "run", p(req), helper)
 		if err != nil {
 			return 0, err
 		}
-		var resp host.Response
+		var resp protocol.Response
 		if err := json.Unmarshal([]byte(out), &resp); err != nil {
 			return 0, fmt.Errorf("helper answered %q: %w", out, err)
 		}
@@ -160,7 +160,7 @@ func benchIPVS(b *Bench) error {
 		if err := clear(); err != nil {
 			return 0, err
 		}
-		return helper1("apply.json", "applied", benchServices+benchTotal)
+		return helper1("apply.json", protocol.Applied, benchServices+benchTotal)
 	})
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
@@ -168,7 +168,7 @@ func benchIPVS(b *Bench) error {
 	if err := checkTable(ref, 1); err != nil {
 		return fmt.Errorf("after the helper's load: %w", err)
 	}
-	noop, err := b.median(func() (float64, error) { return helper1("apply.json", "unchanged", 0) })
+	noop, err := b.median(func() (float64, error) { return helper1("apply.json", protocol.Unchanged, 0) })
 	if err != nil {
 		return fmt.Errorf("no-op: %w", err)
 	}
@@ -176,7 +176,7 @@ func benchIPVS(b *Bench) error {
 	one, err := b.median(func() (float64, error) {
 		n++
 		req := map[bool]string{true: "apply-w2.json", false: "apply.json"}[n%2 == 1]
-		return helper1(req, "applied", 1)
+		return helper1(req, protocol.Applied, 1)
 	})
 	if err != nil {
 		return fmt.Errorf("one change: %w", err)

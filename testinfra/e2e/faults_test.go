@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tunplan/tunplan/modules/host"
+	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/plans"
 	"github.com/tunplan/tunplan/testinfra/lab"
 )
@@ -21,7 +21,7 @@ func TestFaultAtEveryStepRestoresSnapshot(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	req, err := json.Marshal(host.Request{Op: host.OpApply, Host: "lvs01", Desired: p.Desired()["lvs01"], Actor: "fault-test"})
+	req, err := json.Marshal(protocol.Request{Op: protocol.OpApply, Host: "lvs01", Desired: p.Desired()["lvs01"], Actor: "fault-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestFaultAtEveryStepRestoresSnapshot(t *testing.T) {
 		mustTunplan(t, example, 0, "apply", "--auto-approve")
 		before := sh(t, "director", directorState)
 		out := sh(t, "director", "TUNPLAN_FAULT_AT="+strconv.Itoa(n)+" "+helper+" < "+reqFile)
-		var resp host.Response
+		var resp protocol.Response
 		if err := json.Unmarshal([]byte(out), &resp); err != nil {
 			t.Fatalf("fault %d: helper answered %q: %v", n, out, err)
 		}

@@ -16,6 +16,7 @@ import (
 	cipvs "github.com/cloudflare/ipvs"
 
 	"github.com/tunplan/tunplan/modules/ipvs"
+	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/testinfra/lab"
 )
 
@@ -73,13 +74,13 @@ func sh(t *testing.T, script string) string {
 	return string(out)
 }
 
-func service(i int) ipvs.Service {
-	return ipvs.Service{Protocol: "tcp", Address: netip.AddrFrom4([4]byte{198, 18, 100, byte(i / 100)}), Port: uint16(10000 + i%100), Scheduler: "rr"}
+func service(i int) protocol.Service {
+	return protocol.Service{Protocol: "tcp", Address: netip.AddrFrom4([4]byte{198, 18, 100, byte(i / 100)}), Port: uint16(10000 + i%100), Scheduler: "rr"}
 }
 
 // dest is a destination of a service on port: ipvsadm gives tunnel destinations their service's port.
-func dest(j int, port uint16) ipvs.Destination {
-	return ipvs.Destination{Address: netip.AddrFrom4([4]byte{198, 18, 200, byte(1 + j)}), Port: port, Weight: uint32(1 + j%3), Forward: "tunnel"}
+func dest(j int, port uint16) protocol.Destination {
+	return protocol.Destination{Address: netip.AddrFrom4([4]byte{198, 18, 200, byte(1 + j)}), Port: port, Weight: uint32(1 + j%3), Forward: "tunnel"}
 }
 
 func open(t *testing.T) *ipvs.Client {
@@ -96,7 +97,7 @@ func open(t *testing.T) *ipvs.Client {
 }
 
 // apply runs Diff's steps as the engine does: Do each, Flush at the end.
-func apply(t *testing.T, k ipvs.Kernel, want, cur []ipvs.Service) error {
+func apply(t *testing.T, k ipvs.Kernel, want, cur []protocol.Service) error {
 	steps := ipvs.Diff(func() (ipvs.Kernel, error) { return k, nil }, want, cur)
 	for _, s := range steps {
 		if err := s.Do(); err != nil {
@@ -122,7 +123,7 @@ func TestLoad10k(t *testing.T) {
 		return
 	}
 	k := open(t)
-	var want []ipvs.Service
+	var want []protocol.Service
 	var rules strings.Builder
 	for i := 0; i < 1000; i++ {
 		s := service(i)
@@ -177,9 +178,9 @@ func TestLoad10k(t *testing.T) {
 			t.Fatal(err)
 		}
 		for j, ds := range dss {
-			var got []ipvs.Destination
+			var got []protocol.Destination
 			for _, d := range ds {
-				got = append(got, ipvs.Destination{Address: d.Address, Port: d.Port, Weight: d.Weight, Forward: map[cipvs.ForwardType]string{cipvs.Tunnel: "tunnel"}[d.FwdMethod]})
+				got = append(got, protocol.Destination{Address: d.Address, Port: d.Port, Weight: d.Weight, Forward: map[cipvs.ForwardType]string{cipvs.Tunnel: "tunnel"}[d.FwdMethod]})
 			}
 			sort.Slice(got, func(a, b int) bool { return got[a].Address.Less(got[b].Address) })
 			if fmt.Sprint(got) != fmt.Sprint(facts[i+j].Destinations) {
@@ -224,14 +225,14 @@ func TestAsCloudflare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk := func(vip string) []ipvs.Service {
+	mk := func(vip string) []protocol.Service {
 		a := netip.MustParseAddr(vip)
-		return []ipvs.Service{
-			{Protocol: "tcp", Address: a, Port: 80, Scheduler: "rr", Destinations: []ipvs.Destination{
+		return []protocol.Service{
+			{Protocol: "tcp", Address: a, Port: 80, Scheduler: "rr", Destinations: []protocol.Destination{
 				{Address: netip.MustParseAddr("198.18.1.183"), Port: 80, Weight: 1, Forward: "tunnel"},
 				{Address: netip.MustParseAddr("198.18.10.182"), Port: 8080, Weight: 0, Forward: "tunnel"},
 			}},
-			{Protocol: "udp", Address: a, Port: 53, Scheduler: "wlc", Persistence: 300, Destinations: []ipvs.Destination{
+			{Protocol: "udp", Address: a, Port: 53, Scheduler: "wlc", Persistence: 300, Destinations: []protocol.Destination{
 				{Address: netip.MustParseAddr("198.18.1.183"), Port: 53, Weight: 65535, Forward: "tunnel"},
 			}},
 		}
@@ -272,7 +273,7 @@ func TestFailureInBatch(t *testing.T) {
 		return
 	}
 	k := open(t)
-	var first []ipvs.Service
+	var first []protocol.Service
 	for i := 0; i < 300; i++ {
 		first = append(first, service(i))
 	}
@@ -280,7 +281,7 @@ func TestFailureInBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 300 new services, then one that exists, then 300 more, in one batch.
-	var second []ipvs.Service
+	var second []protocol.Service
 	for i := 300; i < 600; i++ {
 		second = append(second, service(i))
 		if i == 449 {
@@ -301,7 +302,7 @@ func TestFailureInBatch(t *testing.T) {
 		t.Errorf("%d services after the batch, want 600", n)
 	}
 	// 600 of the 601 requests of a batch fail: the first failure is reported, no answer is lost.
-	var dup []ipvs.Service
+	var dup []protocol.Service
 	for i := 0; i < 600; i++ {
 		dup = append(dup, service(i))
 	}
@@ -319,7 +320,7 @@ func TestFailureInBatch(t *testing.T) {
 		t.Errorf("%d services, want 601", n)
 	}
 	// The client is usable afterwards.
-	if err := apply(t, k, []ipvs.Service{service(999)}, nil); err != nil {
+	if err := apply(t, k, []protocol.Service{service(999)}, nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -13,8 +13,9 @@ import (
 	"testing"
 
 	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/modules/change"
-	"github.com/tunplan/tunplan/modules/host"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -30,10 +31,10 @@ type fakeHosts struct {
 	applyErr map[string]string          // hosts whose apply fails
 	claimErr map[string]string          // hosts whose claiming diff fails (another run has them)
 	calls    []string                   // "host op phase"
-	history  map[string][]host.Generation
+	history  map[string][]protocol.Generation
 }
 
-func (f *fakeHosts) connect(t inventory.Target) (Session, error) {
+func (f *fakeHosts) connect(t inventory.Target) (fleet.Session, error) {
 	if err := f.fail[t.Name]; err != nil {
 		return nil, err
 	}
@@ -47,7 +48,7 @@ type fakeSession struct {
 
 func (s fakeSession) Close() error { return nil }
 
-func (s fakeSession) Run(req host.Request) (host.Response, error) {
+func (s fakeSession) Run(req protocol.Request) (protocol.Response, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
 	op := string(req.Op)
@@ -56,25 +57,25 @@ func (s fakeSession) Run(req host.Request) (host.Response, error) {
 	}
 	s.f.calls = append(s.f.calls, strings.TrimSpace(s.name+" "+op+" "+string(req.Phase)))
 	if e := s.f.claimErr[s.name]; e != "" && req.Claim {
-		return host.Response{Host: s.name, Error: e}, nil
+		return protocol.Response{Host: s.name, Error: e}, nil
 	}
-	resp := host.Response{Host: s.name, Changes: s.f.changes[s.name], Generations: s.f.history[s.name]}
-	if req.Op == host.OpApply {
+	resp := protocol.Response{Host: s.name, Changes: s.f.changes[s.name], Generations: s.f.history[s.name]}
+	if req.Op == protocol.OpApply {
 		if e := s.f.applyErr[s.name]; e != "" {
-			return host.Response{Host: s.name, Error: e, Outcome: "restored"}, nil
+			return protocol.Response{Host: s.name, Error: e, Outcome: protocol.Restored}, nil
 		}
-		resp.Outcome, resp.Generation = "applied", 1
+		resp.Outcome, resp.Generation = protocol.Applied, 1
 		if kept := byPhase(resp.Changes, req.Phase); len(kept) == 0 {
-			resp.Outcome, resp.Changes = "unchanged", nil // as the helper answers a phase with nothing to do
+			resp.Outcome, resp.Changes = protocol.Unchanged, nil // as the helper answers a phase with nothing to do
 		}
 	}
 	return resp, nil
 }
 
-func byPhase(cs []change.Change, p host.Phase) []change.Change {
+func byPhase(cs []change.Change, p protocol.Phase) []change.Change {
 	var out []change.Change
 	for _, c := range cs {
-		if p == host.PhaseAll || (p == host.PhaseRemove) == (c.Action == change.Delete) {
+		if p == protocol.PhaseAll || (p == protocol.PhaseRemove) == (c.Action == change.Delete) {
 			out = append(out, c)
 		}
 	}
@@ -308,10 +309,10 @@ func TestAtomicApplyRollsBackChangedHosts(t *testing.T) {
 
 func TestRollbackUndoesOnlyTheHostsOfTheLastRun(t *testing.T) {
 	f := driftingHosts()
-	f.history = map[string][]host.Generation{
-		"lvs01":    {{N: 0, Kind: "baseline"}, {N: 1, RunID: "a", Time: "2026-11-25T01:00:00Z"}, {N: 2, RunID: "b", Time: "2026-11-25T02:00:00Z"}},
-		"shanghai": {{N: 0, Kind: "baseline"}, {N: 1, RunID: "a", Time: "2026-11-25T01:00:00Z"}},
-		"beijing":  {{N: 0, Kind: "baseline"}, {N: 1, RunID: "b", Time: "2026-11-25T02:00:00Z"}},
+	f.history = map[string][]protocol.Generation{
+		"lvs01":    {{N: 0, Kind: protocol.KindBaseline}, {N: 1, RunID: "a", Time: "2026-11-25T01:00:00Z"}, {N: 2, RunID: "b", Time: "2026-11-25T02:00:00Z"}},
+		"shanghai": {{N: 0, Kind: protocol.KindBaseline}, {N: 1, RunID: "a", Time: "2026-11-25T01:00:00Z"}},
+		"beijing":  {{N: 0, Kind: protocol.KindBaseline}, {N: 1, RunID: "b", Time: "2026-11-25T02:00:00Z"}},
 	}
 	out, errOut, code := runCLI(t, f, "", "rollback", "-f", example)
 	if code != exitOK {

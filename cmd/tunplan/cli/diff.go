@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tunplan/tunplan/inventory/fleet"
 )
 
 type diffOptions struct {
@@ -24,14 +26,13 @@ func newDiff(g *globalOptions) *cobra.Command {
 }
 
 func diffRun(o *diffOptions) error {
-	f, err := o.loadFleet()
+	r, err := o.openRun()
 	if err != nil {
 		return err
 	}
-	defer f.close()
-	f.connect(o.connect)
-	f.diff()
-	hosts, t := collect(f.members)
+	defer r.Close()
+	r.Diff(false)
+	hosts, t := collect(r.Hosts, fleet.Diff)
 	if o.json {
 		if err := renderJSON(o.io.Out, hosts, t); err != nil {
 			return err
@@ -39,15 +40,15 @@ func diffRun(o *diffOptions) error {
 	} else {
 		renderHuman(o.io, o.io.Out, hosts)
 		switch {
-		case len(f.failed()) > 0:
-			fmt.Fprintf(o.io.Out, "\n%s could not be read.\n", plural(len(f.failed()), "host"))
+		case len(r.Failed()) > 0:
+			fmt.Fprintf(o.io.Out, "\n%s could not be read.\n", plural(len(r.Failed()), "host"))
 		case t.total() == 0:
 			fmt.Fprintf(o.io.Out, "\nNo drift: %s the plan.\n", matchPhrase(len(hosts)))
 		default:
 			fmt.Fprintf(o.io.Out, "\nDrift: %s to reach the plan.\n", t)
 		}
 	}
-	if err := o.reportFailures(f); err != nil {
+	if err := o.reportFailures(r); err != nil {
 		return err
 	}
 	if t.total() > 0 {

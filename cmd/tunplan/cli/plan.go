@@ -3,6 +3,7 @@ package cli
 import (
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/plans"
 )
 
@@ -24,8 +25,18 @@ func (g *globalOptions) loadPlan() (*plans.Plan, error) {
 	return p, nil
 }
 
-// loadFleet loads the plan and makes one member per host it selects (--hosts), sorted by name.
-func (g *globalOptions) loadFleet() (*fleet, error) {
+// openRun loads the plan, selects its hosts (--hosts) and connects to them. Hosts that cannot be
+// reached keep their error in the run; the caller reports them.
+func (g *globalOptions) openRun() (*fleet.Run, error) {
+	hosts, err := g.selectHosts()
+	if err != nil {
+		return nil, err
+	}
+	return fleet.Open(hosts, g.connect, fleet.Options{Parallel: g.parallel, LockWait: g.lockWait}), nil
+}
+
+// selectHosts loads the plan and returns the hosts it selects (--hosts) with their desired state.
+func (g *globalOptions) selectHosts() ([]fleet.Host, error) {
 	p, err := g.loadPlan()
 	if err != nil {
 		return nil, err
@@ -36,25 +47,18 @@ func (g *globalOptions) loadFleet() (*fleet, error) {
 		return nil, errReported
 	}
 	desired := p.Desired()
-	f := &fleet{parallel: g.parallel}
+	hosts := make([]fleet.Host, 0, len(p.Hosts))
 	for _, h := range p.Hosts {
-		f.members = append(f.members, &member{target: h.Target(), desired: desired[h.Name]})
+		hosts = append(hosts, fleet.Host{Target: h.Target(), Roles: h.Roles, Desired: desired[h.Name]})
 	}
-	sortMembers(f.members)
-	return f, nil
-}
-
-// connect reaches every host of the fleet and reports the ones it could not reach.
-func (g *globalOptions) connectAll(f *fleet) error {
-	f.connect(g.connect)
-	return g.reportFailures(f)
+	return hosts, nil
 }
 
 // reportFailures writes one line per failed host and fails when there is any.
-func (g *globalOptions) reportFailures(f *fleet) error {
-	failed := f.failed()
-	for _, m := range failed {
-		g.io.errorf("%v", m.err)
+func (g *globalOptions) reportFailures(r *fleet.Run) error {
+	failed := r.Failed()
+	for _, h := range failed {
+		g.io.errorf("%v", h.Err())
 	}
 	if len(failed) > 0 {
 		return errReported

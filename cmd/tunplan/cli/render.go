@@ -4,24 +4,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
-	"strings"
 
 	"github.com/fatih/color"
 
+	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/modules/change"
-	"github.com/tunplan/tunplan/modules/host"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // hostChanges is what one host reported, ready to show.
 type hostChanges struct {
-	Host    string          `json:"host"`
-	Role    string          `json:"role"`
-	Address string          `json:"address"`
-	Changes []change.Change `json:"changes"`
-	Outcome string          `json:"outcome,omitempty"`
-	Error   string          `json:"error,omitempty"`
-	LastRun *host.LastRun   `json:"last_run,omitempty"` // the latest apply/rollback, when its outcome may be news
+	Host    string            `json:"host"`
+	Role    string            `json:"role"`
+	Address string            `json:"address"`
+	Changes []change.Change   `json:"changes"`
+	Outcome protocol.Outcome  `json:"outcome,omitempty"`
+	Error   string            `json:"error,omitempty"`
+	LastRun *protocol.LastRun `json:"last_run,omitempty"` // the latest apply/rollback, when its outcome may be news
 	// Uploaded counts the helper bytes this run sent to the host: 0 when its helper was current.
 	Uploaded int64 `json:"-"`
 }
@@ -48,17 +49,20 @@ func (t *tally) count(cs []change.Change) {
 
 func (t tally) total() int { return t.Add + t.Change + t.Destroy }
 
-func collect(ms []*member) ([]hostChanges, tally) {
+// collect is what each host reported in phase p, ready to show, with the tally of its changes.
+func collect(hs []*fleet.HostRun, p fleet.Phase) ([]hostChanges, tally) {
 	var out []hostChanges
 	var t tally
-	for _, m := range ms {
-		hc := hostChanges{Host: m.target.Name, Role: m.target.Role, Address: m.target.Address, Changes: m.resp.Changes, Outcome: m.resp.Outcome, LastRun: m.resp.LastRun, Uploaded: m.uploaded}
+	for _, h := range hs {
+		res, _ := h.Result(p)
+		hc := hostChanges{Host: h.Name(), Role: h.Roles.String(), Address: h.Target.Address, Changes: slices.Clone(res.Response.Changes),
+			Outcome: res.Response.Outcome, LastRun: res.Response.LastRun, Uploaded: h.Uploaded}
 		if hc.Changes == nil {
 			hc.Changes = []change.Change{}
 		}
 		sort.Slice(hc.Changes, func(i, j int) bool { return hc.Changes[i].Address < hc.Changes[j].Address })
-		if m.err != nil {
-			hc.Error = m.err.Error()
+		if err := h.Err(); err != nil {
+			hc.Error = err.Error()
 		}
 		t.count(hc.Changes)
 		out = append(out, hc)
@@ -125,13 +129,13 @@ func uploadLine(hosts []hostChanges) string {
 }
 
 // lastRunNote tells what a run whose answer never reached its CLI (or whose restore failed) did.
-func lastRunNote(name string, r *host.LastRun) string {
+func lastRunNote(name string, r *protocol.LastRun) string {
 	s := fmt.Sprintf("! %s: the last %s (run %s by %s, finished %s) ", name, r.Op, r.RunID, r.Actor, r.Time)
 	if !r.Reported {
 		s += "lost its connection before reporting; "
 	}
-	s += "outcome: " + r.Outcome
-	if r.Outcome == "applied" {
+	s += "outcome: " + string(r.Outcome)
+	if r.Outcome == protocol.Applied {
 		s += fmt.Sprintf(", generation %d", r.Generation)
 	}
 	if r.Error != "" {
@@ -179,12 +183,4 @@ func plural(n int, word string) string {
 		return fmt.Sprintf("%d %s", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
-}
-
-func hostNames(ms []*member) string {
-	var names []string
-	for _, m := range ms {
-		names = append(names, m.target.Name)
-	}
-	return strings.Join(names, ", ")
 }

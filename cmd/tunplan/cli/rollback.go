@@ -2,10 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
-
-	"github.com/tunplan/tunplan/modules/host"
+	"github.com/tunplan/tunplan/inventory/fleet"
 )
 
 type rollbackOptions struct {
@@ -34,73 +34,53 @@ generation N. A rollback is recorded as a new generation, so it can itself be ro
 }
 
 func rollbackRun(o *rollbackOptions) error {
-	f, err := o.loadFleet()
+	r, err := o.openRun()
 	if err != nil {
 		return err
 	}
-	defer f.close()
-	if err := o.connectAll(f); err != nil {
+	defer r.Close()
+	if err := o.reportFailures(r); err != nil {
 		return err
 	}
 	if o.list {
-		f.request(f.members, func(m *member) host.Request { return host.Request{Op: host.OpHistory, Host: m.target.Name} })
-		for _, m := range live(f.members) {
-			fmt.Fprintf(o.io.Out, "# %s\n", m.target.Name)
-			for _, g := range m.resp.Generations {
+		r.History()
+		for _, h := range r.Hosts {
+			if h.Err() != nil {
+				continue
+			}
+			fmt.Fprintf(o.io.Out, "# %s\n", h.Name())
+			for _, g := range h.Generations() {
 				fmt.Fprintf(o.io.Out, "  %3d  %-8s  %s  %-24s  %s\n", g.N, g.Kind, g.Time, g.Actor, plural(g.Changes, "change"))
 			}
 		}
-		return o.reportFailures(f)
+		return o.reportFailures(r)
 	}
-	targets := f.members
+	targets := r.Hosts
 	var to *int
 	if o.to >= 0 {
 		to = &o.to
-	} else if targets, err = o.lastRun(f); err != nil {
-		return err
+	} else {
+		r.History()
+		if err := o.reportFailures(r); err != nil {
+			return err
+		}
+		last, hosts, err := r.LastRun()
+		if err != nil {
+			return err
+		}
+		for _, h := range r.Hosts {
+			if !slices.Contains(hosts, h) {
+				fmt.Fprintf(o.io.Out, "%s: not changed by the last run (%s at %s): left alone\n", h.Name(), last.RunID, last.Time)
+			}
+		}
+		targets = hosts
 	}
-	runID, who := newRunID(), actor()
-	f.request(targets, func(m *member) host.Request {
-		return host.Request{Op: host.OpRollback, Host: m.target.Name, To: to, RunID: runID, Actor: who, LockWaitMS: o.lockWait.Milliseconds()}
-	})
-	hosts, t := collect(targets)
+	r.Rollback(targets, to)
+	hosts, t := collect(targets, fleet.Rollback)
 	renderHuman(o.io, o.io.Out, hosts)
-	if err := o.reportFailures(f); err != nil {
+	if err := o.reportFailures(r); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.io.Out, "\nRollback complete! %s.\n", t)
-	return nil
-}
-
-// lastRun finds the newest run that changed any selected host and returns the hosts it changed.
-func (o *rollbackOptions) lastRun(f *fleet) ([]*member, error) {
-	f.request(f.members, func(m *member) host.Request { return host.Request{Op: host.OpHistory, Host: m.target.Name} })
-	if err := o.reportFailures(f); err != nil {
-		return nil, err
-	}
-	var last host.Generation
-	for _, m := range f.members {
-		if g := latestGeneration(m); g != nil && g.N > 0 && (g.Time > last.Time || (g.Time == last.Time && g.RunID > last.RunID)) {
-			last = *g
-		}
-	}
-	if last.RunID == "" {
-		return nil, fmt.Errorf("nothing to roll back: tunplan has not changed any of these hosts")
-	}
-	var out []*member
-	for _, m := range f.members {
-		if g := latestGeneration(m); g != nil && g.RunID == last.RunID {
-			out = append(out, m)
-		} else {
-			fmt.Fprintf(o.io.Out, "%s: not changed by the last run (%s at %s): left alone\n", m.target.Name, last.RunID, last.Time)
-		}
-	}
-	return out, nil
-}
-
-func latestGeneration(m *member) *host.Generation {
-	if n := len(m.resp.Generations); n > 0 {
-		return &m.resp.Generations[n-1]
-	}
 	return nil
 }

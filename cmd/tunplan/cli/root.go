@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tunplan/tunplan/inventory/fleet"
 )
 
 // Exit codes, as diff documents them.
@@ -30,7 +31,7 @@ var errReported = errors.New("failed")
 // globalOptions are the flags every command takes.
 type globalOptions struct {
 	io       *IOStreams
-	connect  Connector
+	connect  fleet.Connector
 	file     string
 	hosts    []string
 	vars     []string
@@ -48,7 +49,7 @@ func Main(io *IOStreams, args []string) int {
 	return run(io, SSH, args)
 }
 
-func run(io *IOStreams, connect Connector, args []string) int {
+func run(io *IOStreams, connect fleet.Connector, args []string) int {
 	root := newRoot(io, connect)
 	root.SetArgs(args)
 	err := root.Execute()
@@ -65,7 +66,7 @@ func run(io *IOStreams, connect Connector, args []string) int {
 	return exitError
 }
 
-func newRoot(io *IOStreams, connect Connector) *cobra.Command {
+func newRoot(io *IOStreams, connect fleet.Connector) *cobra.Command {
 	g := &globalOptions{io: io, connect: connect}
 	root := &cobra.Command{
 		Use:   "tunplan",

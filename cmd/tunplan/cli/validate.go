@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 func newValidate(g *globalOptions) *cobra.Command {
@@ -12,17 +13,17 @@ func newValidate(g *globalOptions) *cobra.Command {
 		Short: "Check the plan without touching any host",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			f, err := g.loadFleet()
+			hosts, err := g.selectHosts()
 			if err != nil {
 				return err
 			}
-			services := map[string]bool{}
-			for _, m := range f.members {
-				for _, s := range m.desired.Services {
-					services[fmt.Sprintf("%s/%s:%d", s.Protocol, s.Address, s.Port)] = true
+			services := map[protocol.Key]bool{}
+			for _, h := range hosts {
+				for _, s := range h.Desired.Services {
+					services[s.Key()] = true
 				}
 			}
-			fmt.Fprintf(g.io.Out, "The plan is valid: %s, %s.\n", plural(len(f.members), "host"), plural(len(services), "virtual service"))
+			fmt.Fprintf(g.io.Out, "The plan is valid: %s, %s.\n", plural(len(hosts), "host"), plural(len(services), "virtual service"))
 			return nil
 		},
 	}

@@ -1,0 +1,56 @@
+package protocol
+
+import "github.com/tunplan/tunplan/modules/change"
+
+// Request is the JSON document the CLI writes to the helper's standard input, one per line.
+type Request struct {
+	Op      Op     `json:"op"`
+	Host    string `json:"host"`             // the plan's name for this host
+	Desired State  `json:"desired"`          // for diff and apply
+	RunID   string `json:"run_id,omitempty"` // applies with the same RunID amend one generation
+	Phase   Phase  `json:"phase,omitempty"`  // for apply
+	To      *int   `json:"to,omitempty"`     // for rollback: the generation to restore; nil: the one before the current
+	Actor   string `json:"actor,omitempty"`  // user@machine running the CLI, recorded in generations
+	// LockWaitMS is how long apply and rollback wait for another run's lock; 0 fails at once.
+	LockWaitMS int64 `json:"lock_wait_ms,omitempty"`
+	// Claim makes a diff take the host lock and claim the host for this request's SSH connection:
+	// the diff that opens an apply, so a concurrent run is turned away before either changes a host.
+	Claim bool `json:"claim,omitempty"`
+}
+
+// LastRun is the outcome of the latest apply or rollback, recorded on the host (StateDir/last-run.json)
+// before the helper answers, so a run whose CLI lost the connection is still known to the next one.
+type LastRun struct {
+	Op         Op      `json:"op"`
+	RunID      string  `json:"run_id,omitempty"`
+	Actor      string  `json:"actor,omitempty"`
+	Time       string  `json:"time"`                 // RFC 3339, when it finished
+	Outcome    Outcome `json:"outcome"`              // as Response.Outcome, or FailedBeforeChanging
+	Error      string  `json:"error,omitempty"`      // why it did not apply
+	Changes    int     `json:"changes"`              // changes made (or attempted, for restored runs)
+	Generation int     `json:"generation,omitempty"` // the generation current afterwards
+	Reported   bool    `json:"reported"`             // the helper delivered its answer to the CLI
+}
+
+// Generation is one recorded state of the managed objects on a host.
+type Generation struct {
+	N       int    `json:"n"`
+	Time    string `json:"time"` // RFC 3339
+	Kind    Kind   `json:"kind"`
+	RunID   string `json:"run_id,omitempty"`
+	Actor   string `json:"actor,omitempty"`
+	Changes int    `json:"changes"`
+	State   State  `json:"state"` // the managed objects as they were after this generation was made
+}
+
+// Response is the JSON document the helper writes to its standard output, one per request.
+type Response struct {
+	Host        string          `json:"host"`
+	Changes     []change.Change `json:"changes"`               // diff: what would change; apply/rollback: what was changed
+	Generation  int             `json:"generation,omitempty"`  // apply/rollback: the generation now current
+	Generations []Generation    `json:"generations,omitempty"` // history
+	Outcome     Outcome         `json:"outcome,omitempty"`     // apply/rollback
+	Warnings    []string        `json:"warnings,omitempty"`
+	LastRun     *LastRun        `json:"last_run,omitempty"` // diff: the latest apply or rollback, when it needs telling (not reported, or not applied)
+	Error       string          `json:"error,omitempty"`
+}

@@ -1,0 +1,87 @@
+// Package protocol is the wire protocol between the tunplan CLI and its helper, and the vocabulary
+// both sides share: the state tunplan manages on a host (State and the objects in it), the requests
+// and responses, generations and outcomes, and where the helper keeps its files. It is pure Go, with
+// no netlink and nothing Linux-only, so the CLI builds for every platform; only the helper's engine
+// (modules/host and the kernel modules) touches the kernel.
+package protocol
+
+import (
+	"net/netip"
+	"strconv"
+)
+
+// State is what the plan wants on one host (and, read back, what a host has of it).
+type State struct {
+	Modules  []string  `json:"modules,omitempty"`  // kernel modules that must be loaded: "ipip", "ip_vs", "ip_vs_rr"
+	Sysctls  []Sysctl  `json:"sysctls,omitempty"`  // sorted by Key
+	Links    []Link    `json:"links,omitempty"`    // devices that must be up and carry addresses (tunl0 + VIP/32)
+	Services []Service `json:"services,omitempty"` // IPVS virtual services with their destinations
+}
+
+// Sysctl is one kernel parameter, named as sysctl(8) names it: "net.ipv4.conf.all.rp_filter".
+type Sysctl struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Link is a device that must be up and carry Addresses. Only the listed addresses are owned: other
+// addresses on the device are left alone.
+type Link struct {
+	Name      string         `json:"name"`              // "tunl0"
+	Addresses []netip.Prefix `json:"addresses"`         // VIP/32
+	Down      bool           `json:"down,omitempty"`    // facts and snapshots only: the device was down
+	Missing   bool           `json:"missing,omitempty"` // facts and snapshots only: there was no such device
+}
+
+// Service is one IPVS virtual service (ipvsadm -A) with its destinations (ipvsadm -a).
+type Service struct {
+	Protocol     string        `json:"protocol"` // "tcp" or "udp"
+	Address      netip.Addr    `json:"address"`  // the VIP
+	Port         uint16        `json:"port"`
+	Scheduler    string        `json:"scheduler"`             // rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf
+	Persistence  uint32        `json:"persistence,omitempty"` // seconds; 0 = not persistent (ipvsadm -p)
+	Destinations []Destination `json:"destinations"`          // sorted by Address, Port
+}
+
+// Destination is one realserver of a service.
+type Destination struct {
+	Address netip.Addr `json:"address"`
+	Port    uint16     `json:"port"`
+	Weight  uint32     `json:"weight"`  // 0..65535; 0 drains
+	Forward string     `json:"forward"` // "tunnel" (ipvsadm -i); facts may also read "route", "masq", "local"
+}
+
+// Key identifies a virtual service. Its JSON is a Service's without the rest: a service decodes
+// into its Key.
+type Key struct {
+	Protocol string     `json:"protocol"`
+	Address  netip.Addr `json:"address"`
+	Port     uint16     `json:"port"`
+}
+
+func (k Key) String() string {
+	return k.Protocol + "/" + netip.AddrPortFrom(k.Address, k.Port).String()
+}
+
+// Key returns the service's identity.
+func (s Service) Key() Key { return Key{s.Protocol, s.Address, s.Port} }
+
+// Attrs renders what a change of the service shows: "scheduler=rr persistence=0".
+func (s Service) Attrs() string {
+	return "scheduler=" + s.Scheduler + " persistence=" + strconv.FormatUint(uint64(s.Persistence), 10)
+}
+
+// Attrs renders what a change of the destination shows: "weight=1 fwd=tunnel".
+func (d Destination) Attrs() string {
+	return "weight=" + strconv.FormatUint(uint64(d.Weight), 10) + " fwd=" + d.Forward
+}
+
+// Where the helper keeps its files on a host, and the device LVS-TUN decapsulates on. Both sides
+// use them: the CLI installs the helper into HelperDir, the helper keeps its state in StateDir.
+const (
+	StateDir      = "/var/lib/tunplan"
+	HelperDir     = StateDir + "/bin"
+	SysctlFile    = "/etc/sysctl.d/99-tunplan.conf"
+	TunnelDevice  = "tunl0" // the IPIP fallback device of the ipip module: the realservers' VIP device, the directors' default
+	ForwardTunnel = "tunnel"
+)
