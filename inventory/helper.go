@@ -22,10 +22,9 @@ import (
 )
 
 // Helper is one build of the helper as it travels: gzip-compressed (less than half the bytes), with
-// the size and SHA-256 of the binary it unpacks to.
+// the SHA-256 of the binary it unpacks to.
 type Helper struct {
 	Gzip   []byte
-	Size   int64
 	SHA256 string // hex
 }
 
@@ -59,12 +58,12 @@ func (c *Conn) StartHelper(hs Helpers) error {
 	if !errors.As(err, &missing) {
 		return err
 	}
-	arch, files := parseHelperFacts(missing.facts)
+	arch, dir := parseHelperFacts(missing.facts)
 	h, err := hs.Binary(arch)
 	if err != nil {
 		return fmt.Errorf("host %s: %w", c.Target.Name, err)
 	}
-	if dir, ok := files[protocol.HelperDir]; ok {
+	if dir != nil {
 		if err := c.helperDirOK(dir.uid, dir.mode); err != nil {
 			return err
 		}
@@ -77,7 +76,7 @@ func (c *Conn) StartHelper(hs Helpers) error {
 }
 
 // runScript starts an installed helper (one of names) from dir when dir is root's with mode 0700,
-// or else reports on standard error the architecture and dir's files and exits needHelper. "$1" is
+// or else reports on standard error the architecture and dir's owner and mode, and exits needHelper. "$1" is
 // the SSH connection (see command).
 func runScript(dir string, names []string) string {
 	var paths []string
@@ -88,7 +87,7 @@ func runScript(dir string, names []string) string {
 for h in %[2]s; do
   if [ -x "$h" ] && [ "$(stat -c %%u:%%a "$d")" = 0:700 ]; then echo %[3]s; exec "$h" --ssh-connection "$1"; fi
 done
-{ echo %[5]s; uname -m; stat -c '%%u %%a %%s %%n' "$d" "$d"/tunplan-helper-* 2>/dev/null; } >&2
+{ echo %[5]s; uname -m; stat -c '%%u %%a' "$d" 2>/dev/null; } >&2
 exit %[4]d`, shellQuote(dir), strings.Join(paths, " "), helperReady, needHelper, factsHeader)
 }
 
@@ -287,34 +286,30 @@ func (c *Conn) helperDirOK(uid uint32, mode os.FileMode) error {
 	return nil
 }
 
-// remoteFile is a line of `stat -c '%u %a %s %n'`.
-type remoteFile struct {
+// remoteDir is the helper directory's owner and mode, a line of `stat -c '%u %a'`.
+type remoteDir struct {
 	uid  uint32
 	mode os.FileMode
-	size int64
 }
 
 // parseHelperFacts reads runScript's report: after factsHeader (the login may print something
-// first, sshd a missing home directory), `uname -m`, then one stat line per file that exists.
-func parseHelperFacts(out string) (arch string, files map[string]remoteFile) {
+// first, sshd a missing home directory), `uname -m`, then the helper directory's stat line when it
+// exists (nil when it does not).
+func parseHelperFacts(out string) (arch string, dir *remoteDir) {
 	if _, after, ok := strings.Cut(out, factsHeader+"\n"); ok {
 		out = after
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	files = map[string]remoteFile{}
-	for _, l := range lines[1:] {
-		f := strings.SplitN(l, " ", 4)
-		if len(f) != 4 {
-			continue
-		}
-		uid, err1 := strconv.ParseUint(f[0], 10, 32)
-		mode, err2 := strconv.ParseUint(f[1], 8, 32)
-		size, err3 := strconv.ParseInt(f[2], 10, 64)
-		if err1 == nil && err2 == nil && err3 == nil {
-			files[f[3]] = remoteFile{uid: uint32(uid), mode: os.FileMode(mode), size: size}
+	if len(lines) > 1 {
+		if f := strings.Fields(lines[1]); len(f) == 2 {
+			uid, err1 := strconv.ParseUint(f[0], 10, 32)
+			mode, err2 := strconv.ParseUint(f[1], 8, 32)
+			if err1 == nil && err2 == nil {
+				dir = &remoteDir{uid: uint32(uid), mode: os.FileMode(mode)}
+			}
 		}
 	}
-	return strings.TrimSpace(lines[0]), files
+	return strings.TrimSpace(lines[0]), dir
 }
 
 // upload writes b over SFTP to a new file (never an existing one: the name is random and the file

@@ -20,27 +20,22 @@ import (
 
 func TestParseHelperFacts(t *testing.T) {
 	cases := []struct {
-		name  string
-		out   string
-		arch  string
-		files map[string]remoteFile
+		name string
+		out  string
+		arch string
+		dir  *remoteDir
 	}{
-		{"nothing installed", "x86_64\n", "x86_64", map[string]remoteFile{}},
-		{"helper current", "aarch64\n0 700 4096 /var/lib/tunplan/bin\n0 700 3326114 /var/lib/tunplan/bin/tunplan-helper-1ba78ecd12e75bb2\n", "aarch64",
-			map[string]remoteFile{
-				"/var/lib/tunplan/bin":                                 {uid: 0, mode: 0o700, size: 4096},
-				"/var/lib/tunplan/bin/tunplan-helper-1ba78ecd12e75bb2": {uid: 0, mode: 0o700, size: 3326114},
-			}},
-		{"wrong owner", "x86_64\n65534 755 4096 /var/lib/tunplan/bin\n", "x86_64",
-			map[string]remoteFile{"/var/lib/tunplan/bin": {uid: 65534, mode: 0o755, size: 4096}}},
-		{"noise is ignored", "x86_64\nstat: cannot stat\n", "x86_64", map[string]remoteFile{}},
-		{"the login's words come before the header", "Could not chdir to home directory /home/deploy: No such file or directory\n" + factsHeader + "\naarch64\n", "aarch64", map[string]remoteFile{}},
+		{"nothing installed", "x86_64\n", "x86_64", nil},
+		{"directory root's", "aarch64\n0 700\n", "aarch64", &remoteDir{uid: 0, mode: 0o700}},
+		{"wrong owner", "x86_64\n65534 755\n", "x86_64", &remoteDir{uid: 65534, mode: 0o755}},
+		{"noise is ignored", "x86_64\nstat: cannot stat\n", "x86_64", nil},
+		{"the login's words come before the header", "Could not chdir to home directory /home/deploy: No such file or directory\n" + factsHeader + "\naarch64\n", "aarch64", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			arch, files := parseHelperFacts(c.out)
-			if arch != c.arch || !reflect.DeepEqual(files, c.files) {
-				t.Errorf("got %q %+v, want %q %+v", arch, files, c.arch, c.files)
+			arch, dir := parseHelperFacts(c.out)
+			if arch != c.arch || !reflect.DeepEqual(dir, c.dir) {
+				t.Errorf("got %q %+v, want %q %+v", arch, dir, c.arch, c.dir)
 			}
 		})
 	}
@@ -61,7 +56,7 @@ func TestHelperScripts(t *testing.T) {
 	zw.Write(stub)
 	zw.Close()
 	sum := sha256.Sum256(stub)
-	h := Helper{Gzip: gz.Bytes(), Size: int64(len(stub)), SHA256: hex.EncodeToString(sum[:])}
+	h := Helper{Gzip: gz.Bytes(), SHA256: hex.EncodeToString(sum[:])}
 	const conn = "198.18.0.1 50000 198.18.0.2 22"
 	run := func(script string) (stdout, stderr string, code int) {
 		cmd := exec.Command("sh", "-c", script, "tunplan", conn)
@@ -116,8 +111,8 @@ func TestHelperScripts(t *testing.T) {
 	// A directory others could write to: not started, and the facts show the mode.
 	os.Chmod(dir, 0o755)
 	out, errOut, code = run(runScript(dir, []string{h.Name()}))
-	_, files := parseHelperFacts(errOut)
-	if code != needHelper || out != "" || files[dir].mode != 0o755 || files[filepath.Join(dir, h.Name())].size != h.Size {
+	_, facts := parseHelperFacts(errOut)
+	if code != needHelper || out != "" || facts == nil || facts.mode != 0o755 {
 		t.Fatalf("open directory: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	os.Chmod(dir, 0o700)

@@ -54,7 +54,6 @@ func Diff(k Kernel, want, loaded []string) []change.Step {
 		if have[n] {
 			continue
 		}
-		n := n
 		steps = append(steps, change.Step{
 			Change: change.Change{Module: "kmod", Address: "kmod " + n, Action: change.Create, After: "loaded"},
 			Do:     func() error { return k.Load(n) },

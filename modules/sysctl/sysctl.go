@@ -78,7 +78,6 @@ func Diff(k Kernel, want, current []protocol.Sysctl) []change.Step {
 		if !ok {
 			act = change.Create
 		}
-		s := s
 		steps = append(steps, change.Step{
 			Change: change.Change{Module: "sysctl", Address: "sysctl " + s.Key, Action: act, Before: before, After: s.Value},
 			Do: func() error {

@@ -83,7 +83,6 @@ func Diff(k Kernel, want, current []protocol.Link) []change.Step {
 			if w.Down {
 				after = "down"
 			}
-			w := w
 			steps = append(steps, step(change.Update, w.Name, "tunnel "+w.Name, before, after, func(l netlink.Link) error {
 				if w.Down {
 					return k.LinkSetDown(l)
@@ -113,7 +112,6 @@ func addressSteps(k Kernel, dev string, want, have []netip.Prefix) []change.Step
 	var steps []change.Step
 	for _, p := range want {
 		if !in(have, p) {
-			p := p
 			steps = append(steps, step(change.Create, dev, fmt.Sprintf("tunnel %s %s", dev, p), "", "present", func(l netlink.Link) error {
 				return k.AddrAdd(l, addr(p))
 			}, k))
@@ -121,7 +119,6 @@ func addressSteps(k Kernel, dev string, want, have []netip.Prefix) []change.Step
 	}
 	for _, p := range have {
 		if !in(want, p) {
-			p := p
 			steps = append(steps, step(change.Delete, dev, fmt.Sprintf("tunnel %s %s", dev, p), "present", "", func(l netlink.Link) error {
 				return k.AddrDel(l, addr(p))
 			}, k))

@@ -165,9 +165,6 @@ func Reset() error {
 			if [ -d /sys/module/$m ]; then rmmod $m; fi; done`)
 }
 
-// sh runs a setup script in a host, failing with its output.
-func sh(host, script string) error { return check(host, script)(Sh(host, script)) }
-
 // bsh runs a setup script in a host with busybox sh, whose applets (mount, mkdir, sleep…) run
 // without an exec; other programs need their full path. It fails with the script's output.
 func bsh(host, script string) error {

@@ -5,7 +5,6 @@ package helperbin
 
 import (
 	"embed"
-	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -31,12 +30,10 @@ func (Embedded) Binary(machine string) (inventory.Helper, error) {
 	name := "bin/tunplan-helper-linux-" + arch
 	gz, err := fs.ReadFile(files, name+".gz")
 	sum, serr := fs.ReadFile(files, name+".sha256")
-	if err != nil || serr != nil || len(gz) < 4 {
+	if err != nil || serr != nil || len(gz) == 0 {
 		return inventory.Helper{}, fmt.Errorf("this tunplan was built without the %s helper: build it with `make build`", arch)
 	}
-	// A gzip stream ends with the uncompressed size (mod 2^32; the helper is a few MB).
-	size := binary.LittleEndian.Uint32(gz[len(gz)-4:])
-	return inventory.Helper{Gzip: gz, Size: int64(size), SHA256: strings.TrimSpace(string(sum))}, nil
+	return inventory.Helper{Gzip: gz, SHA256: strings.TrimSpace(string(sum))}, nil
 }
 
 // Names lists the file names of the embedded helpers on a host.
