@@ -14,7 +14,11 @@ type applyOptions struct {
 	*globalOptions
 	autoApprove bool
 	atomic      bool
+	exitCode    bool
 }
+
+// exitChanged is apply --exit-code's status when the run changed hosts.
+const exitChanged = 2
 
 func newApply(g *globalOptions) *cobra.Command {
 	o := &applyOptions{globalOptions: g}
@@ -24,12 +28,26 @@ func newApply(g *globalOptions) *cobra.Command {
 		Long: `apply reads every host's current state, shows what it would change, asks for confirmation, and
 converges the hosts: realservers are given new VIPs before directors send them traffic, and
 directors stop sending traffic before realservers lose a VIP. Each host's helper snapshots what it
-manages first and restores that snapshot if a change fails.`,
+manages first and restores that snapshot if a change fails.
+
+Exit status: 0 on success (with --exit-code: 0 when nothing needed changing, 2 when hosts were
+changed), 1 on an error.`,
+		Example: `  tunplan apply -f tunplan.hcl
+  tunplan apply --auto-approve --atomic --hosts 'shanghai-*,role:director'
+  tunplan apply --auto-approve --json > result.json`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error { return applyRun(o) },
+		RunE: func(*cobra.Command, []string) error {
+			if o.json && !o.autoApprove {
+				return fmt.Errorf("--json needs --auto-approve: apply cannot ask for confirmation in a JSON report")
+			}
+			return applyRun(o)
+		},
 	}
+	g.addHostFlags(cmd)
 	cmd.Flags().BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for confirmation")
 	cmd.Flags().BoolVar(&o.atomic, "atomic", false, "if any host fails, roll back every host this run changed")
+	cmd.Flags().BoolVar(&o.exitCode, "exit-code", false, "exit 2 when hosts were changed, 0 when nothing needed changing")
+	cmd.Flags().BoolVar(&g.json, "json", false, "write the result of every host and phase (or the plan's diagnostics) as JSON; needs --auto-approve")
 	g.addLockTimeout(cmd)
 	return cmd
 }
@@ -40,30 +58,56 @@ func applyRun(o *applyOptions) error {
 		return err
 	}
 	defer r.Close()
-	if err := o.reportFailures(r); err != nil {
-		return err
+	if len(r.Failed()) > 0 { // hosts that cannot be reached: nothing is diffed or changed
+		return o.finish(r, false)
 	}
 	r.Diff(true)
-	hosts, t := collect(r.Hosts, fleet.Diff)
-	renderHuman(o.io, o.io.Out, hosts)
-	if err := o.reportFailures(r); err != nil {
-		return err
+	if !o.json {
+		hosts, t := collect(r.Hosts, fleet.Diff)
+		renderHuman(o.io, o.io.Out, hosts)
+		if len(r.Failed()) == 0 && t.total() > 0 {
+			fmt.Fprintf(o.io.Out, "\nPlan: %s.\n", t)
+		}
 	}
-	if t.total() == 0 {
-		fmt.Fprintf(o.io.Out, "\nNo changes. %s the plan.\n", matchPhrase(len(r.Hosts)))
-		return nil
+	if len(r.Failed()) > 0 || r.Pending() == 0 {
+		return o.finish(r, false)
 	}
-	fmt.Fprintf(o.io.Out, "\nPlan: %s.\n", t)
 	if !o.autoApprove {
 		ok, err := o.confirm()
 		if err != nil || !ok {
 			return err
 		}
 	}
-	ok := r.Apply(o.atomic)
-	o.report(r, ok)
-	if !ok {
+	r.Apply(o.atomic)
+	return o.finish(r, true)
+}
+
+// finish reports the run (applied: whether any apply phase was sent) and returns its exit.
+func (o *applyOptions) finish(r *fleet.Run, applied bool) error {
+	failed := len(r.Failed()) > 0
+	changed := 0
+	for _, h := range r.Hosts {
+		if _, c := h.Applied(); c {
+			changed++
+		}
+	}
+	switch {
+	case o.json:
+		if err := renderApplyJSON(o.io.Out, r, o.diags); err != nil {
+			return err
+		}
+	case applied:
+		o.report(r, !failed, changed)
+	case failed:
+		_ = o.reportFailures(r)
+	default:
+		fmt.Fprintf(o.io.Out, "\nNo changes. %s the plan.\n", matchPhrase(len(r.Hosts)))
+	}
+	switch {
+	case failed:
 		return errReported
+	case o.exitCode && changed > 0:
+		return exitCodeError{exitChanged}
 	}
 	return nil
 }
@@ -83,14 +127,10 @@ func (o *applyOptions) confirm() (bool, error) {
 
 // report tells what the apply did on each host: the generation it made, or why it failed, and for
 // --atomic which hosts were rolled back.
-func (o *applyOptions) report(r *fleet.Run, ok bool) {
+func (o *applyOptions) report(r *fleet.Run, ok bool, changed int) {
 	fmt.Fprintln(o.io.Out)
-	changed := 0
 	for _, h := range r.Hosts {
 		gen, applied := h.Applied()
-		if applied {
-			changed++
-		}
 		switch err := h.Err(); {
 		case err != nil:
 			if _, undone := h.Result(fleet.Undo); undone {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tunplan/tunplan/cmd/tunplan/helperbin"
 	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/modules/change"
@@ -86,7 +87,7 @@ func runCLI(t *testing.T, f *fakeHosts, stdin string, args ...string) (string, s
 	t.Helper()
 	var out, errOut bytes.Buffer
 	io := &IOStreams{In: bufio.NewReader(strings.NewReader(stdin)), Out: &out, ErrOut: &errOut}
-	code := run(io, f.connect, args)
+	code := run(io, f.connect, nil, args)
 	return out.String(), errOut.String(), code
 }
 
@@ -250,7 +251,7 @@ func TestApplyAsksForConfirmation(t *testing.T) {
 			f := driftingHosts()
 			var out, errOut bytes.Buffer
 			io := &IOStreams{In: bufio.NewReader(strings.NewReader(c.answer)), Out: &out, ErrOut: &errOut, Interactive: c.interactive}
-			code := run(io, f.connect, []string{"apply", "-f", example})
+			code := run(io, f.connect, nil, []string{"apply", "-f", example})
 			applied := strings.Contains(strings.Join(f.calls, ","), "apply")
 			if code != c.wantCode || applied != c.wantApply || !strings.Contains(out.String(), c.wantOut) {
 				t.Errorf("code %d applied %v\n%s\n%s", code, applied, out.String(), errOut.String())
@@ -280,8 +281,8 @@ func TestValidate(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.hcl")
 	os.WriteFile(bad, []byte("host \"a\" {\n  role = \"director\"\n  adress = \"198.18.0.1\"\n}\n"), 0o644)
 	_, errOut, code := runCLI(t, &fakeHosts{}, "", "validate", "-f", bad)
-	if code != exitError || !strings.Contains(errOut, "bad.hcl line 3") {
-		t.Errorf("exit %d, want 1 and a diagnostic at bad.hcl line 3:\n%s", code, errOut)
+	if code != exitError || !strings.Contains(errOut, "bad.hcl:3:3: Unsupported argument\n    3 |   adress = \"198.18.0.1\"\n      |   ^^^^^^\n") {
+		t.Errorf("exit %d, want 1 and a diagnostic at bad.hcl:3:3:\n%s", code, errOut)
 	}
 }
 
@@ -331,5 +332,16 @@ func TestRollbackUndoesOnlyTheHostsOfTheLastRun(t *testing.T) {
 	f.calls = nil
 	if _, _, code := runCLI(t, f, "", "rollback", "--to", "0", "-f", example); code != exitOK || strings.Count(strings.Join(f.calls, ","), "rollback") != 3 {
 		t.Errorf("--to 0: exit %d, calls %v", code, f.calls)
+	}
+}
+
+// A tunplan built without its helpers (go install) says so once, before it contacts any host.
+func TestNotReadyFailsBeforeContactingHosts(t *testing.T) {
+	f := driftingHosts()
+	var out, errOut bytes.Buffer
+	io := &IOStreams{In: bufio.NewReader(strings.NewReader("")), Out: &out, ErrOut: &errOut}
+	code := run(io, f.connect, func() error { return errors.New(helperbin.MissingFix) }, []string{"diff", "-f", example})
+	if code != exitError || strings.Count(errOut.String(), "\n") != 1 || !strings.Contains(errOut.String(), "make build") || len(f.calls) != 0 {
+		t.Errorf("exit %d, calls %v, stderr %q", code, f.calls, errOut.String())
 	}
 }

@@ -7,17 +7,29 @@ import (
 	"github.com/tunplan/tunplan/plans"
 )
 
-// loadPlan parses and validates the plan, writes any diagnostics with their source snippets, and
-// fails when there are errors.
+// loadPlan parses and validates the plan and fails when it has errors. Its diagnostics are written
+// at once as text, or with --json kept for the command's JSON document (on errors, a document of
+// them alone is written here).
 func (g *globalOptions) loadPlan() (*plans.Plan, error) {
 	vars, err := g.varMap()
 	if err != nil {
 		return nil, err
 	}
 	p, files, diags := plans.LoadFile(g.file, vars)
-	if len(diags) > 0 {
-		wr := hcl.NewDiagnosticTextWriter(g.io.ErrOut, files, 100, g.io.Color)
-		_ = wr.WriteDiagnostics(diags)
+	if !diags.HasErrors() {
+		var ldiags hcl.Diagnostics
+		p, ldiags = p.Limit(g.hosts)
+		diags = append(diags, ldiags...)
+	}
+	g.diags = diags
+	switch {
+	case g.json && diags.HasErrors():
+		_ = writeJSON(g.io.Out, struct {
+			Status      string           `json:"status"`
+			Diagnostics []diagnosticJSON `json:"diagnostics"`
+		}{"error", diagnosticsJSON(diags)})
+	case !g.json:
+		writeDiagnostics(g.io, g.io.ErrOut, files, diags)
 	}
 	if diags.HasErrors() {
 		return nil, errReported
@@ -32,6 +44,11 @@ func (g *globalOptions) openRun() (*fleet.Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	if g.ready != nil {
+		if err := g.ready(); err != nil {
+			return nil, err
+		}
+	}
 	return fleet.Open(hosts, g.connect, fleet.Options{Parallel: g.parallel, LockWait: g.lockWait}), nil
 }
 
@@ -40,11 +57,6 @@ func (g *globalOptions) selectHosts() ([]fleet.Host, error) {
 	p, err := g.loadPlan()
 	if err != nil {
 		return nil, err
-	}
-	p, diags := p.Limit(g.hosts)
-	if diags.HasErrors() {
-		_ = hcl.NewDiagnosticTextWriter(g.io.ErrOut, nil, 100, g.io.Color).WriteDiagnostics(diags)
-		return nil, errReported
 	}
 	desired := p.Desired()
 	hosts := make([]fleet.Host, 0, len(p.Hosts))

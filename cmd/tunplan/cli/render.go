@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/fatih/color"
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/modules/change"
@@ -90,7 +91,7 @@ func renderHuman(io *IOStreams, w io.Writer, hosts []hostChanges) {
 		head := fmt.Sprintf("# %s (%s, %s)", h.Host, h.Role, h.Address)
 		switch {
 		case h.Error != "":
-			fmt.Fprintf(w, "%s: %s\n", bold(head), red("error: "+h.Error))
+			fmt.Fprintf(w, "%s: %s\n", bold(head), red("failed (error below)"))
 			continue
 		case len(h.Changes) == 0:
 			fmt.Fprintf(w, "%s: no changes\n", bold(head))
@@ -158,16 +159,37 @@ func (t tally) String() string {
 	return fmt.Sprintf("%d to add, %d to change, %d to destroy", t.Add, t.Change, t.Destroy)
 }
 
-// renderJSON writes the machine-readable report of diff --json.
-func renderJSON(w io.Writer, hosts []hostChanges, t tally) error {
+// tallyJSON is the summary of diff --json: the changes by kind, and the hosts that failed.
+type tallyJSON struct {
+	tally
+	Errors int `json:"errors"`
+}
+
+// renderJSON writes the machine-readable report of diff --json. status is "error" when a host
+// could not be read, else "drift" or "match".
+func renderJSON(w io.Writer, hosts []hostChanges, t tally, failed int, diags hcl.Diagnostics) error {
+	status := "match"
+	switch {
+	case failed > 0:
+		status = "error"
+	case t.total() > 0:
+		status = "drift"
+	}
+	return writeJSON(w, struct {
+		Status      string           `json:"status"`
+		Hosts       []hostChanges    `json:"hosts"`
+		Summary     tallyJSON        `json:"summary"`
+		Drift       bool             `json:"drift"`
+		Diagnostics []diagnosticJSON `json:"diagnostics"`
+	}{status, hosts, tallyJSON{t, failed}, t.total() > 0, diagnosticsJSON(diags)})
+}
+
+// writeJSON writes v as indented JSON, without HTML escapes.
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(struct {
-		Hosts   []hostChanges `json:"hosts"`
-		Summary tally         `json:"summary"`
-		Drift   bool          `json:"drift"`
-	}{hosts, t, t.total() > 0})
+	return enc.Encode(v)
 }
 
 // matchPhrase is "1 host matches" / "3 hosts match".
@@ -183,4 +205,51 @@ func plural(n int, word string) string {
 		return fmt.Sprintf("%d %s", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// phaseJSON is one host's result of one phase in apply --json.
+type phaseJSON struct {
+	Phase      fleet.Phase      `json:"phase"`
+	Outcome    protocol.Outcome `json:"outcome,omitempty"`
+	Generation int              `json:"generation,omitempty"`
+	Changes    []change.Change  `json:"changes"`
+	Error      string           `json:"error,omitempty"`
+}
+
+// renderApplyJSON writes apply --json: every host with the changes its diff found and the result of
+// each phase it took part in. status is "failed" when any host failed, "applied" when hosts were
+// changed, else "no-changes".
+func renderApplyJSON(w io.Writer, r *fleet.Run, diags hcl.Diagnostics) error {
+	type hostJSON struct {
+		hostChanges
+		Phases []phaseJSON `json:"phases"`
+	}
+	hosts, t := collect(r.Hosts, fleet.Diff)
+	out := make([]hostJSON, len(hosts))
+	status := "no-changes"
+	for i, h := range r.Hosts {
+		out[i] = hostJSON{hostChanges: hosts[i], Phases: []phaseJSON{}}
+		for _, res := range h.Results {
+			p := phaseJSON{Phase: res.Phase, Outcome: res.Response.Outcome, Generation: res.Response.Generation, Changes: res.Response.Changes}
+			if p.Changes == nil {
+				p.Changes = []change.Change{}
+			}
+			if res.Err != nil {
+				p.Error = res.Err.Error()
+			}
+			out[i].Phases = append(out[i].Phases, p)
+		}
+		if _, changed := h.Applied(); changed {
+			status = "applied"
+		}
+	}
+	if len(r.Failed()) > 0 {
+		status = "failed"
+	}
+	return writeJSON(w, struct {
+		Status      string           `json:"status"`
+		Hosts       []hostJSON       `json:"hosts"`
+		Summary     tallyJSON        `json:"summary"`
+		Diagnostics []diagnosticJSON `json:"diagnostics"`
+	}{status, out, tallyJSON{t, len(r.Failed())}, diagnosticsJSON(diags)})
 }

@@ -24,9 +24,18 @@ under /var/lib/tunplan (generation 0 is the host before tunplan first changed it
 last run that changed hosts: only the hosts that run changed are put back to their previous
 generation; hosts it did not touch are left alone. --to N puts every selected host back to its
 generation N. A rollback is recorded as a new generation, so it can itself be rolled back.`,
+		Example: `  tunplan rollback --list
+  tunplan rollback                   # undo the last run
+  tunplan rollback --to 0 --hosts lvs01`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error { return rollbackRun(o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("to") && o.to < 0 {
+				return fmt.Errorf("--to %d: want a generation number, 0 or more (tunplan rollback --list shows them)", o.to)
+			}
+			return rollbackRun(o)
+		},
 	}
+	g.addHostFlags(cmd)
 	cmd.Flags().IntVar(&o.to, "to", -1, "restore generation N instead of the previous one (0: the host before tunplan first changed it)")
 	cmd.Flags().BoolVar(&o.list, "list", false, "list the generations recorded on each host and change nothing")
 	g.addLockTimeout(cmd)

@@ -5,6 +5,7 @@ package helperbin
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -13,7 +14,25 @@ import (
 )
 
 //go:embed bin
-var files embed.FS
+var embedded embed.FS
+
+// files are the embedded helpers (tests replace them).
+var files fs.FS = embedded
+
+// MissingFix tells what to do when a helper is not embedded: `go build` and `go install` leave
+// them out, since they are built by `make helper` before tunplan itself.
+const MissingFix = "this tunplan was built without its helpers (go install or go build leaves them out): install a release archive, or build with `make build` in a checkout"
+
+// Check fails when a helper of either architecture is missing.
+func Check() error {
+	if len(Versions()) < len(archs) {
+		return errors.New(MissingFix)
+	}
+	return nil
+}
+
+// archs are the architectures tunplan ships a helper for.
+var archs = []string{"amd64", "arm64"}
 
 // goarch maps `uname -m` to Go's architecture names.
 var goarch = map[string]string{"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -31,7 +50,7 @@ func (Embedded) Binary(machine string) (inventory.Helper, error) {
 	gz, err := fs.ReadFile(files, name+".gz")
 	sum, serr := fs.ReadFile(files, name+".sha256")
 	if err != nil || serr != nil || len(gz) == 0 {
-		return inventory.Helper{}, fmt.Errorf("this tunplan was built without the %s helper: build it with `make build`", arch)
+		return inventory.Helper{}, fmt.Errorf("no %s helper: %s", arch, MissingFix)
 	}
 	return inventory.Helper{Gzip: gz, SHA256: strings.TrimSpace(string(sum))}, nil
 }
@@ -48,7 +67,7 @@ func (Embedded) Names() []string {
 // Versions lists the embedded helpers with their hashes, for `tunplan version`.
 func Versions() map[string]string {
 	out := map[string]string{}
-	for _, arch := range []string{"amd64", "arm64"} {
+	for _, arch := range archs {
 		if h, err := (Embedded{}).Binary(arch); err == nil {
 			out[arch] = h.SHA256
 		}

@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"io/fs"
+	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 // Each embedded helper unpacks to the hash tunplan checks on the host; `make helper` builds
@@ -35,5 +38,20 @@ func TestEmbeddedHelpersUnpackToTheirHash(t *testing.T) {
 	}
 	if _, err := (Embedded{}).Binary("mips"); err == nil {
 		t.Error("a helper for mips")
+	}
+}
+
+// `go install` builds tunplan without running `make helper`: Check then names the fix.
+func TestCheckNamesTheFixWithoutHelpers(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Fatalf("with both helpers built: %v", err)
+	}
+	defer func(saved fs.FS) { files = saved }(files)
+	files = fstest.MapFS{"bin/README": {Data: []byte("build output")}}
+	if err := Check(); err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("without helpers: %v", err)
+	}
+	if _, err := (Embedded{}).Binary("x86_64"); err == nil || !strings.Contains(err.Error(), "release archive") {
+		t.Errorf("Binary without helpers: %v", err)
 	}
 }
