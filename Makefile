@@ -6,7 +6,17 @@ HELPER  := cmd/tunplan/helperbin/bin
 LDFLAGS := -s -w
 export CGO_ENABLED := 0
 
-.PHONY: all build helper tunplan deps test unit labtest lab demo bench vet clean
+# What `tunplan version` reports: the tag (or commit) of this checkout, its commit, the build time.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+CLI     := github.com/tunplan/tunplan/cmd/tunplan/cli
+CLIFLAGS := -s -w -X $(CLI).Version=$(VERSION) -X $(CLI).Commit=$(COMMIT) -X $(CLI).Date=$(DATE)
+# The operator's machines the CLI is released for; the helper is Linux-only (amd64, arm64).
+TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+PREFIX  ?= /usr/local
+
+.PHONY: all build helper tunplan install release release-check tidy-check deps test unit labtest lab demo bench vet clean
 
 all: build
 
@@ -21,16 +31,51 @@ helper:
 	done
 
 tunplan: helper
-	$(GO) build -trimpath -o bin/tunplan ./cmd/tunplan
+	$(GO) build -trimpath -ldflags '$(CLIFLAGS)' -o bin/tunplan ./cmd/tunplan
+
+install: tunplan
+	install -D -m 0755 bin/tunplan $(DESTDIR)$(PREFIX)/bin/tunplan
+
+# One archive per target in dist/ (tunplan, README, LICENSE-less for now), each CLI with both
+# helpers embedded, and SHA256SUMS.
+release: helper
+	rm -rf dist && mkdir -p dist
+	set -e; for t in $(TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; name=tunplan_$(VERSION)_$${os}_$${arch}; exe=tunplan; \
+		[ $$os = windows ] && exe=tunplan.exe; \
+		mkdir -p dist/$$name; \
+		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(CLIFLAGS)' -o dist/$$name/$$exe ./cmd/tunplan; \
+		cp README.md dist/$$name/; \
+		tar -C dist -czf dist/$$name.tar.gz $$name; rm -rf dist/$$name; \
+	done
+	cd dist && sha256sum *.tar.gz > SHA256SUMS
+
+# The archive for this machine unpacks to a tunplan that reports this version and both helpers.
+release-check: release
+	set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	tar -C "$$d" -xzf dist/tunplan_$(VERSION)_linux_$$($(GO) env GOARCH).tar.gz; \
+	out=$$("$$d"/tunplan_*/tunplan version); echo "$$out"; \
+	echo "$$out" | grep -q '^tunplan $(VERSION) (commit ' && \
+	echo "$$out" | grep -q '^helper linux/amd64 sha256:' && echo "$$out" | grep -q '^helper linux/arm64 sha256:' || \
+	{ echo "release-check: unexpected tunplan version output" >&2; exit 1; }
+	cd dist && sha256sum -c --quiet SHA256SUMS
+
+# go.mod and go.sum must be what `go mod tidy` makes of them.
+tidy-check:
+	$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
 
 deps:
 	bash testinfra/deps.sh
 
+# The CLI's packages are vetted for macOS and Windows too (the helper's are Linux-only).
 vet: helper
 	$(GO) vet ./...
+	for os in darwin windows; do \
+		GOOS=$$os $(GO) vet $$(GOOS=$$os $(GO) list -deps -test -f '{{if not .ForTest}}{{.ImportPath}}{{end}}' ./cmd/tunplan/... | grep '^github.com/tunplan/tunplan/' | grep -v '\.test$$') || exit 1; \
+	done
 
 # Unit tests (no kernel needed), then every lab test on a real kernel under qemu, one VM at a time.
-test: deps vet
+test: deps tidy-check vet release-check
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /testinfra/)
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s -fuzzminimizetime 5s ./plans/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 15s -fuzzminimizetime 5s ./cmd/tunplan-helper/
@@ -57,4 +102,4 @@ bench: deps helper
 	bin/bench $(BENCH_ARGS)
 
 clean:
-	rm -rf bin $(HELPER)/tunplan-helper-*
+	rm -rf bin dist $(HELPER)/tunplan-helper-*

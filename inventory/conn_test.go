@@ -1,3 +1,8 @@
+//go:build unix
+
+// The in-process SSH server runs the commands it is sent with sh, as a Linux host does, so these
+// tests build where sh exists (not on Windows).
+
 package inventory
 
 import (
