@@ -21,15 +21,47 @@ import (
 )
 
 var (
-	runs = flag.Int("runs", 3, "runs of each measurement; the median is reported")
-	only = flag.String("only", "", "comma-separated benchmarks to run (ipvs, fanout, plan); default all")
+	runs    = flag.Int("runs", 3, "runs of each measurement; the median is reported")
+	only    = flag.String("only", "", "comma-separated benchmarks to run (ipvs, fanout, plan); default all")
+	timeout = flag.Duration("timeout", 0, "how long the lab VM may run (default: sized from -runs and -only; TUNPLAN_LAB_TIMEOUT also sets it)")
 )
+
+// benches are the benchmarks, in order, with the minutes one run of each took on the 2-core
+// machine without KVM that the README's table comes from.
+var benches = []struct {
+	name    string
+	run     func(*Bench) error
+	minutes float64
+}{{"ipvs", benchIPVS, 2}, {"fanout", benchFanout, 6}, {"plan", benchPlan, 0.5}}
+
+// selected reports whether -only asks for the benchmark.
+func selected(name string) bool {
+	return *only == "" || strings.Contains(","+*only+",", ","+name+",")
+}
+
+// vmTimeout sizes the lab VM's limit from the work asked: the measured minutes of each selected
+// benchmark per run, three times over (a machine 2.6× slower than the measured one has been seen),
+// plus the boot.
+func vmTimeout() time.Duration {
+	if *timeout > 0 {
+		return *timeout
+	}
+	minutes := 10.0
+	for _, bn := range benches {
+		if selected(bn.name) {
+			minutes += 3 * bn.minutes * float64(*runs)
+		}
+	}
+	return time.Duration(minutes * float64(time.Minute))
+}
 
 // Bench collects the figures of one run.
 type Bench struct {
 	Runs   int
 	Values map[string]float64 // results.json: key → median
 	Rows   []Row              // results.md, in order
+	Done   bool               // every selected benchmark finished; until then the results say "partial"
+	dir    string             // where results are written as they are measured
 }
 
 // Row is one line of the table: tunplan's figure, the peer's, and their ratio.
@@ -50,9 +82,10 @@ func main() {
 		}
 		return
 	}
-	b := &Bench{Runs: *runs, Values: map[string]float64{}}
+	b := &Bench{Runs: *runs, Values: map[string]float64{}, dir: lab.RunDir()}
 	err := inside(b)
-	if werr := b.write(lab.RunDir()); err == nil {
+	b.Done = err == nil
+	if werr := b.write(); err == nil {
 		err = werr
 	}
 	if err != nil {
@@ -81,11 +114,18 @@ func outside() error {
 			return fmt.Errorf("%v: %w", args, err)
 		}
 	}
+	if os.Getenv("TUNPLAN_LAB_TIMEOUT") == "" {
+		os.Setenv("TUNPLAN_LAB_TIMEOUT", vmTimeout().String())
+	}
+	fmt.Fprintf(os.Stderr, "bench: the lab VM may run for %s\n", os.Getenv("TUNPLAN_LAB_TIMEOUT"))
 	os.Setenv("TUNPLAN_BIN", filepath.Join(dir, "tunplan"))
 	os.Setenv("TUNPLAN_HELPER", filepath.Join(dir, "tunplan-helper"))
 	code, err := lab.RunCollect(os.Args, func(run string) error {
 		for _, f := range []string{"results.json", "results.md"} {
 			b, err := os.ReadFile(filepath.Join(run, f))
+			if os.IsNotExist(err) {
+				continue // nothing measured yet
+			}
 			if err != nil {
 				return err
 			}
@@ -98,8 +138,7 @@ func outside() error {
 	if err == nil && code != 0 {
 		err = fmt.Errorf("the benchmark inside the VM exited %d", code)
 	}
-	if err == nil {
-		md, _ := os.ReadFile(filepath.Join("testinfra", "bench", "results.md"))
+	if md, rerr := os.ReadFile(filepath.Join("testinfra", "bench", "results.md")); rerr == nil {
 		fmt.Printf("\n%s", md)
 	}
 	return err
@@ -110,12 +149,8 @@ func inside(b *Bench) error {
 		return err
 	}
 	defer lab.Stop()
-	benches := []struct {
-		name string
-		run  func(*Bench) error
-	}{{"ipvs", benchIPVS}, {"fanout", benchFanout}, {"plan", benchPlan}}
 	for _, bn := range benches {
-		if *only != "" && !strings.Contains(","+*only+",", ","+bn.name+",") {
+		if !selected(bn.name) {
 			continue
 		}
 		fmt.Printf("bench: %s\n", bn.name)
@@ -153,16 +188,29 @@ func seconds(fn func() error) (float64, error) {
 	return time.Since(start).Seconds(), err
 }
 
+// set records a figure and writes the results at once, so a run cut short keeps what it measured.
 func (b *Bench) set(key string, v float64) {
 	b.Values[key] = v
 	fmt.Printf("bench:   %s = %.4g\n", key, v)
+	b.writeSoFar()
 }
 
-func (b *Bench) row(r Row) { b.Rows = append(b.Rows, r) }
+// row adds a line to the table and writes the results at once.
+func (b *Bench) row(r Row) {
+	b.Rows = append(b.Rows, r)
+	b.writeSoFar()
+}
 
-// write stores results.json and results.md in dir.
-func (b *Bench) write(dir string) error {
-	out := map[string]any{"runs": b.Runs, "kernel": kernelRelease(), "date": time.Now().UTC().Format(time.RFC3339)}
+func (b *Bench) writeSoFar() {
+	if err := b.write(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: writing results:", err)
+	}
+}
+
+// write stores results.json and results.md in b.dir.
+func (b *Bench) write() error {
+	dir := b.dir
+	out := map[string]any{"runs": b.Runs, "kernel": kernelRelease(), "date": time.Now().UTC().Format(time.RFC3339), "complete": b.Done}
 	for k, v := range b.Values {
 		out[k] = v
 	}
@@ -175,6 +223,9 @@ func (b *Bench) write(dir string) error {
 	}
 	var md strings.Builder
 	fmt.Fprintf(&md, "Medians of %d runs, lab VM (qemu TCG, 2 vCPUs, kernel %s), %s.\n\n", b.Runs, kernelRelease(), time.Now().UTC().Format("2006-01-02"))
+	if !b.Done {
+		md.WriteString("**Partial:** the run ended (failed, or the lab VM's time limit) before every benchmark finished; these are the figures measured until then.\n\n")
+	}
 	md.WriteString("| measurement | tunplan | peer | peer's figure | tunplan/peer | target |\n|---|---|---|---|---|---|\n")
 	for _, r := range b.Rows {
 		peer, pv, ratio := "—", "—", "—"

@@ -55,7 +55,8 @@ func Main(m *testing.M) {
 func Run(argv []string) (int, error) { return RunCollect(argv, nil) }
 
 // RunCollect is Run, then collect(dir) with the run's directory (the VM's /labrun) before it is
-// removed: how a program inside the VM hands files back to the machine that booted it.
+// removed, whether or not the run succeeded: how a program inside the VM hands files back to the
+// machine that booted it.
 func RunCollect(argv []string, collect func(dir string) error) (int, error) {
 	if len(argv) == 0 {
 		return -1, errors.New("lab: nothing to run")
@@ -92,8 +93,10 @@ func RunCollect(argv []string, collect func(dir string) error) (int, error) {
 	}
 	b.WriteString("\n")
 	code, err := vm.Run(b.String())
-	if err == nil && collect != nil {
-		err = collect(vm.Dir)
+	if collect != nil { // also after a failed or timed-out run: what it wrote so far
+		if cerr := collect(vm.Dir); err == nil {
+			err = cerr
+		}
 	}
 	return code, err
 }
