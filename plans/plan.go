@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
 
@@ -36,6 +37,10 @@ type Host struct {
 	VIPDevice string // director: device that carries the VIPs (default tunl0)
 	IPForward bool   // director: set net.ipv4.ip_forward=1 (default true)
 	DeclRange hcl.Range
+
+	ranges struct {
+		knownHosts hcl.Range // the known_hosts attribute SSH.KnownHosts comes from; zero when defaulted
+	}
 }
 
 // Has reports whether the host has role r.
@@ -71,9 +76,12 @@ type RealserverRef struct {
 	DeclRange hcl.Range
 }
 
-// Limit restricts the plan to the named hosts (names may also be comma-separated lists). The
-// desired state of a selected host does not change: services still name every realserver. No names
-// select every host. An unknown name is an error.
+// Limit restricts the plan to the selected hosts. Each of names is a comma-separated list of
+// selectors: a host name, a shell glob of host names (shanghai-*, lvs0[12]; path.Match syntax) or a
+// role (role:director, role:realserver). The hosts stay sorted by name, each once. The desired state
+// of a selected host does not change: services still name every realserver. No names select every
+// host. An unknown name, a glob or role that selects no host, an invalid glob and an unknown role
+// are errors.
 func (p *Plan) Limit(names []string) (*Plan, hcl.Diagnostics) {
 	var want []string
 	for _, n := range names {
@@ -87,18 +95,49 @@ func (p *Plan) Limit(names []string) (*Plan, hcl.Diagnostics) {
 		return p, nil
 	}
 	var diags hcl.Diagnostics
-	known := make([]string, 0, len(p.all))
-	for n := range p.all {
-		known = append(known, n)
+	fail := func(summary, detail string, args ...any) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, args...)})
 	}
-	slices.Sort(known)
-	for _, n := range want {
-		if _, ok := p.all[n]; !ok {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("Unknown host %q", n),
-				Detail:   fmt.Sprintf("The plan has no host %q%s. Its hosts are: %s.", n, suggest(n, known), strings.Join(known, ", ")),
-			})
+	known := slices.Sorted(mapKeys(p.all))
+	roles := []string{string(protocol.Director), string(protocol.Realserver)}
+	selected := map[string]bool{}
+	for _, sel := range want {
+		found := false
+		switch role, isRole := strings.CutPrefix(sel, "role:"); {
+		case isRole:
+			role = strings.TrimSpace(role)
+			if !slices.Contains(roles, role) {
+				fail(fmt.Sprintf("Unknown role %q", role), "%q selects the hosts of a role, but %q is not one%s: the roles are %q and %q (select them with role:%s or role:%s).",
+					sel, role, suggest(role, roles), roles[0], roles[1], roles[0], roles[1])
+				continue
+			}
+			for _, h := range p.all {
+				if h.Has(protocol.Role(role)) {
+					selected[h.Name], found = true, true
+				}
+			}
+			if !found {
+				fail(fmt.Sprintf("No host has role %q", role), "%q selects no host: no host of the plan is a %s. Its hosts are: %s.", sel, role, andList(known, 10))
+			}
+		case strings.ContainsAny(sel, `*?[\`):
+			if _, err := path.Match(sel, ""); err != nil {
+				fail(fmt.Sprintf("Invalid host pattern %q", sel), "%q is not a valid pattern (%v): use * for any characters, ? for one character, [abc] or [a-z] for one of a set, as in shanghai-* or lvs0[12].", sel, err)
+				continue
+			}
+			for _, h := range known {
+				if ok, _ := path.Match(sel, h); ok {
+					selected[h], found = true, true
+				}
+			}
+			if !found {
+				fail(fmt.Sprintf("No host matches %q", sel), "The pattern %q selects none of the plan's hosts: %s.", sel, andList(known, 10))
+			}
+		default:
+			if _, ok := p.all[sel]; !ok {
+				fail(fmt.Sprintf("Unknown host %q", sel), "The plan has no host %q%s. Its hosts are: %s.", sel, suggest(sel, known), strings.Join(known, ", "))
+				continue
+			}
+			selected[sel] = true
 		}
 	}
 	if diags.HasErrors() {
@@ -107,7 +146,7 @@ func (p *Plan) Limit(names []string) (*Plan, hcl.Diagnostics) {
 	q := *p
 	q.Hosts = nil
 	for _, h := range p.Hosts {
-		if slices.Contains(want, h.Name) {
+		if selected[h.Name] {
 			q.Hosts = append(q.Hosts, h)
 		}
 	}
@@ -223,16 +262,22 @@ func (p *Plan) Desired() map[string]protocol.State {
 
 // suggest is ` (did you mean "x"?)` when a known name is close to n, else "".
 func suggest(n string, known []string) string {
+	best := closest(n, known)
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// closest is the known name nearest to n, if at most two edits away (the first of equals), else "".
+func closest(n string, known []string) string {
 	best, bestD := "", 3
 	for _, k := range known {
 		if d := editDistance(n, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return best
 }
 
 func editDistance(a, b string) int {

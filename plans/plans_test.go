@@ -18,6 +18,27 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
+// TestMain runs the tests in a home directory of their own that has an empty ~/.ssh/known_hosts, so
+// that plans using the default known_hosts load without a warning whatever the machine has.
+func TestMain(m *testing.M) {
+	home, err := os.MkdirTemp("", "tunplan-home")
+	if err == nil {
+		err = os.Mkdir(filepath.Join(home, ".ssh"), 0o700)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), nil, 0o600)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	os.Setenv("HOME", home)
+	os.Setenv("USERPROFILE", home) // os.UserHomeDir on Windows
+	code := m.Run()
+	os.RemoveAll(home)
+	os.Exit(code)
+}
+
 // TestDesiredGolden loads each valid plan and compares its desired state to a golden JSON file.
 func TestDesiredGolden(t *testing.T) {
 	cases := []struct {
@@ -71,15 +92,19 @@ func mustLoad(t *testing.T, path string, vars map[string]string) *Plan {
 }
 
 func TestTwoRegionExample(t *testing.T) {
-	p := mustLoad(t, "../examples/two-region/tunplan.hcl", map[string]string{"ssh_key": "/lab/key", "known_hosts": "/lab/known_hosts"})
+	kh := filepath.Join(t.TempDir(), "known_hosts") // it must exist, or loading warns
+	if err := os.WriteFile(kh, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := mustLoad(t, "../examples/two-region/tunplan.hcl", map[string]string{"ssh_key": "/lab/key", "known_hosts": kh})
 	var got []string
 	for _, h := range p.Hosts {
 		got = append(got, fmt.Sprintf("%s %s %s %+v", h.Name, h.Roles, h.Address, h.Target()))
 	}
 	want := []string{
-		"beijing realserver 198.18.10.182 {Name:beijing Address:198.19.0.22 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:/lab/known_hosts Sudo:false Jump:<nil>}",
-		"lvs01 director 198.18.48.181 {Name:lvs01 Address:198.19.0.11 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:/lab/known_hosts Sudo:false Jump:<nil>}",
-		"shanghai realserver 198.18.1.183 {Name:shanghai Address:198.19.0.21 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:/lab/known_hosts Sudo:false Jump:<nil>}",
+		"beijing realserver 198.18.10.182 {Name:beijing Address:198.19.0.22 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:" + kh + " Sudo:false Jump:<nil>}",
+		"lvs01 director 198.18.48.181 {Name:lvs01 Address:198.19.0.11 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:" + kh + " Sudo:false Jump:<nil>}",
+		"shanghai realserver 198.18.1.183 {Name:shanghai Address:198.19.0.21 Port:22 User:root IdentityFile:[/lab/key] KnownHosts:" + kh + " Sudo:false Jump:<nil>}",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("hosts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -306,6 +331,16 @@ func TestInvalidPlans(t *testing.T) {
 			"Undeclared variable", `--var vipp was given, but the plan has no variable "vipp"`, ""},
 		{"--var of the wrong type", base + "variable \"port\" {\n  default = 80\n}\n" + svc(`port = var.port`), map[string]string{"port": "http"},
 			"Invalid value for variable", "the default of \"port\" is a number", "13:1"},
+		{"no hosts", svc(), nil,
+			"No hosts", "Add a host block for each, e.g.\n\n  host \"lvs01\" {\n    role    = \"director\"", "1:1"},
+		{"no virtual services", base, nil,
+			"No virtual services", "directors = [\"d1\"]\n    realserver \"r1\" {}\n  }", "1:1"},
+		{"empty plan", "", nil,
+			"No hosts", "tunplan needs at least one director and one realserver", "1:1"},
+		{"undeclared variable", base + "variable \"vip\" {\n  default = \"198.18.48.10\"\n}\n" + svc(`vip = var.vipp`), nil,
+			"Undeclared variable", `no variable "vipp" is declared; did you mean "vip"?`, "17:9"},
+		{"undeclared variable, none close", base + svc(`vip = var.vip`), nil,
+			"Undeclared variable", `no variable "vip" is declared; declare it with variable "vip" { default = … }`, "14:9"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

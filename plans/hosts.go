@@ -1,0 +1,122 @@
+package plans
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/modules/protocol"
+)
+
+var hostSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "role"}, {Name: "address"}, {Name: "vip_device"}, {Name: "ip_forward"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "ssh"}},
+}
+
+// hostName is what a host may be called: it appears in messages, logs and generations on hosts.
+var hostName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
+
+// host decodes one host block. Attributes in error keep their zero value.
+func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
+	h := Host{Name: b.Labels[0], DeclRange: b.DefRange, VIPDevice: protocol.TunnelDevice, IPForward: true}
+	if !hostName.MatchString(h.Name) {
+		l.errorf(b.LabelRanges[0], "Invalid host name", "%q is not a valid host name: use ASCII letters, digits, underscores and dashes, starting with a letter (at most 63).", h.Name)
+	}
+	c, d := b.Body.Content(hostSchema)
+	l.diags = append(l.diags, d...)
+
+	if a := c.Attributes["role"]; a == nil {
+		l.errorf(b.DefRange, "Missing required attribute \"role\"", "Host %q needs role = \"director\", \"realserver\" or [\"director\", \"realserver\"].", h.Name)
+	} else if roles, ranges, ok := l.strList(a); ok {
+		if len(roles) == 0 {
+			l.errorf(a.Expr.Range(), "Host has no role", "Host %q is neither a director nor a realserver: set role = \"director\" or \"realserver\", or remove the host.", h.Name)
+		}
+		for i, r := range roles {
+			switch protocol.Role(r) {
+			case protocol.Director, protocol.Realserver:
+				if !h.Has(protocol.Role(r)) {
+					h.Roles = append(h.Roles, protocol.Role(r))
+				}
+			default:
+				l.errorf(ranges[i], "Unknown role", "Role %q is not known: a host is a \"director\" or a \"realserver\"%s.", r, suggest(r, []string{"director", "realserver"}))
+			}
+		}
+		slices.Sort(h.Roles) // "director" < "realserver"
+	}
+
+	if a := c.Attributes["address"]; a == nil {
+		l.errorf(b.DefRange, "Missing required attribute \"address\"", "Host %q needs address = \"<IPv4>\": its data-plane address (for a realserver, the RIP the directors tunnel to).", h.Name)
+	} else if addr, ok := l.ipv4(a, "address"); ok {
+		h.Address = addr
+	}
+
+	if a := c.Attributes["vip_device"]; a != nil {
+		if v, ok := l.str(a); ok {
+			h.VIPDevice = v
+			if !validDevice(v) {
+				l.errorf(a.Expr.Range(), "Invalid device name", "%q is not a network device name (1 to 15 characters, no '/', ':' or spaces). The default is tunl0.", v)
+			}
+			if len(h.Roles) > 0 && !h.Has(protocol.Director) {
+				l.errorf(a.NameRange, "Attribute applies to directors only", "vip_device is where a director puts the VIPs; host %q is not a director. Remove it (realservers always use tunl0).", h.Name)
+			}
+		}
+	}
+	if a := c.Attributes["ip_forward"]; a != nil {
+		if v, ok := l.boolean(a); ok {
+			h.IPForward = v
+			if len(h.Roles) > 0 && !h.Has(protocol.Director) {
+				l.errorf(a.NameRange, "Attribute applies to directors only", "ip_forward is a director option; host %q is not a director. Remove it.", h.Name)
+			}
+		}
+	}
+
+	s := defaults
+	var sshBlock *hcl.Block
+	for _, sb := range c.Blocks.OfType("ssh") {
+		if sshBlock != nil {
+			l.errorf(sb.DefRange, "Duplicate ssh block", "Host %q already has an ssh block at %s. Merge them.", h.Name, sshBlock.DefRange)
+			continue
+		}
+		sshBlock = sb
+		s = mergeSSH(defaults, l.sshSpec(sb, hostSSHSchema))
+	}
+	h.SSH = inventory.Target{Name: h.Name, Address: h.Address.String(), Port: 22, User: "root", KnownHosts: expandHome("~/.ssh/known_hosts")}
+	if !h.Address.IsValid() {
+		h.SSH.Address = ""
+	}
+	if s.host != nil {
+		h.SSH.Address = *s.host
+	}
+	if s.port != nil {
+		h.SSH.Port = *s.port
+	}
+	if s.user != nil {
+		h.SSH.User = *s.user
+	}
+	if s.identitySet {
+		h.SSH.IdentityFile = s.identity
+	}
+	if s.knownHosts != nil {
+		h.SSH.KnownHosts = *s.knownHosts
+		h.ranges.knownHosts = s.knownHostsRange
+	}
+	if s.sudo != nil {
+		h.SSH.Sudo = *s.sudo
+	}
+	if s.jump != nil {
+		user, addr, port, _ := parseJump(*s.jump)
+		if user == "" {
+			user = h.SSH.User
+		}
+		h.SSH.Jump = &inventory.Target{Name: h.Name + " (jump " + *s.jump + ")", Address: addr, Port: port, User: user,
+			IdentityFile: h.SSH.IdentityFile, KnownHosts: h.SSH.KnownHosts}
+	}
+	return h
+}
+
+func validDevice(s string) bool {
+	return s != "" && len(s) <= 15 && s != "." && s != ".." && !strings.ContainsAny(s, "/: \t\n")
+}
