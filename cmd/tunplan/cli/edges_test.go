@@ -49,7 +49,7 @@ func TestBadNumbersAreRefusedBeforeAnyHost(t *testing.T) {
 		{"", []string{"diff", "--parallel", "0"}, "--parallel 0: want a whole number of hosts, 1 or more"},
 		{"abc", []string{"apply", "--auto-approve"}, `TUNPLAN_PARALLEL="abc": want a whole number of hosts, 1 or more`},
 		{"-2", []string{"diff"}, `TUNPLAN_PARALLEL="-2"`},
-		{"", []string{"rollback", "--to", "-5"}, "--to -5: want a generation number, 0 or more"},
+		{"", []string{"rollback", "--to", "-5"}, "--to -5: want a run: its number from tunplan rollback --list (0 or more) or its id"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
