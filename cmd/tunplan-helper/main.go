@@ -13,11 +13,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/tunplan/tunplan/modules/files"
 	"github.com/tunplan/tunplan/modules/host"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
@@ -38,6 +40,14 @@ func main() {
 	debug.SetMemoryLimit(128 << 20)
 	if len(os.Args) > 1 && os.Args[1] == "--version" {
 		fmt.Println("tunplan-helper", selfHash())
+		return
+	}
+	// At boot (the restore unit): the latest generation's state again, each change to the journal.
+	if len(os.Args) > 1 && os.Args[1] == "restore" {
+		if err := engine().Restore(os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "tunplan-helper restore:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	os.Exit(serve(io.LimitReader(os.Stdin, maxInput), os.Stdout, engine()))
@@ -122,6 +132,9 @@ func engine() *host.Engine {
 		Sysctl:     sysctl.Proc{},
 		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request
 		IPVS:       func() (ipvs.Kernel, error) { return ipvs.Open() },
+		Files:      files.Root("/"),
+		Helper:     self(),
+		Systemd:    systemdRuns,
 		Session:    session(),
 		Open:       established,
 		FaultAt:    faultAt(),
@@ -133,6 +146,21 @@ func engine() *host.Engine {
 func established(s *host.Session) bool {
 	sk, err := netlink.SocketGet(net.TCPAddrFromAddrPort(s.Server), net.TCPAddrFromAddrPort(s.Client))
 	return err == nil && sk.State == tcpEstablished
+}
+
+// self is the path of the running helper, which the boot restore unit runs.
+func self() string {
+	p, err := os.Executable()
+	if err != nil {
+		return filepath.Join(protocol.HelperDir, "tunplan-helper")
+	}
+	return p
+}
+
+// systemdRuns tells whether systemd is the host's init, as sd_booted(3) does.
+func systemdRuns() bool {
+	st, err := os.Stat("/run/systemd/system")
+	return err == nil && st.IsDir()
 }
 
 const tcpEstablished = 1 // TCP_ESTABLISHED in include/net/tcp_states.h

@@ -73,7 +73,7 @@ func TestServe(t *testing.T) {
 		{"no request", "", 0, nil, 0},
 		{"a misspelt field stops the loop", "{\"op\":\"diff\"}\n{\"op\":\"apply\",\"desried\":{}}\n{\"op\":\"diff\"}\n", 2,
 			[]string{"diff", `helper: bad request: json: unknown field "desried"`}, 1},
-		{"an unknown operation is refused, not served as a no-op", "{\"op\":\"destroy\"}\n", 2, []string{`helper: bad request: unknown operation "destroy"`}, 0},
+		{"an unknown operation is refused, not served as a no-op", "{\"op\":\"reboot\"}\n", 2, []string{`helper: bad request: unknown operation "reboot"`}, 0},
 		{"an unknown phase", "{\"op\":\"apply\",\"phase\":\"some\"}\n", 2, []string{`helper: bad request: unknown phase "some"`}, 0},
 		{"a truncated request", `{"op":"apply","desired":{`, 2, []string{"helper: bad request: unexpected EOF"}, 0},
 	}

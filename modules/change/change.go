@@ -59,6 +59,18 @@ type Change struct {
 	After   string `json:"after,omitempty"`
 }
 
+// Shown is the value a rendering shows for the change: the new value of a creation, the old one of
+// a removal, "before => after" for an update.
+func (c Change) Shown() string {
+	switch c.Action {
+	case Create:
+		return c.After
+	case Delete:
+		return c.Before
+	}
+	return c.Before + " => " + c.After
+}
+
 // Step is a Change together with the function that makes it on the host. Modules build steps from
 // desired and current state without touching the host; the engine decides which steps run.
 //

@@ -26,10 +26,12 @@ const (
 	OpApply    Op = "apply"    // snapshot, apply the changes (restore the snapshot on error), record a generation
 	OpRollback Op = "rollback" // restore generation To (nil: the one before the current)
 	OpHistory  Op = "history"  // list generations
+	OpDestroy  Op = "destroy"  // remove everything tunplan owns on the host (DryRun: only say what)
+	OpInspect  Op = "inspect"  // read the host's IPVS table and tunnel addresses for `tunplan import`; change nothing
 )
 
 func (o *Op) UnmarshalText(b []byte) error {
-	return enum(o, b, "operation", OpDiff, OpApply, OpRollback, OpHistory)
+	return enum(o, b, "operation", OpDiff, OpApply, OpRollback, OpHistory, OpDestroy, OpInspect)
 }
 
 // Phase limits an apply to part of the changes, so the CLI can order hosts:
@@ -69,10 +71,11 @@ const (
 	KindBaseline Kind = "baseline" // the managed objects before tunplan first changed the host
 	KindApply    Kind = "apply"
 	KindRollback Kind = "rollback"
+	KindDestroy  Kind = "destroy" // everything tunplan owned removed (kept with --keep-history)
 )
 
 func (k *Kind) UnmarshalText(b []byte) error {
-	return enum(k, b, "generation kind", KindBaseline, KindApply, KindRollback)
+	return enum(k, b, "generation kind", KindBaseline, KindApply, KindRollback, KindDestroy)
 }
 
 // Role is what a host does in LVS-TUN.

@@ -1,6 +1,10 @@
 package protocol
 
-import "github.com/tunplan/tunplan/modules/change"
+import (
+	"net/netip"
+
+	"github.com/tunplan/tunplan/modules/change"
+)
 
 // Request is the JSON document the CLI writes to the helper's standard input, one per line.
 type Request struct {
@@ -16,6 +20,10 @@ type Request struct {
 	// Claim makes a diff take the host lock and claim the host for this request's SSH connection:
 	// the diff that opens an apply, so a concurrent run is turned away before either changes a host.
 	Claim bool `json:"claim,omitempty"`
+	// DryRun makes a destroy report what it would change, and change nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// KeepHistory makes a destroy keep StateDir (its generations) and record the destroy as one.
+	KeepHistory bool `json:"keep_history,omitempty"`
 }
 
 // LastRun is the outcome of the latest apply or rollback, recorded on the host (StateDir/last-run.json)
@@ -51,6 +59,20 @@ type Response struct {
 	Generations []Generation    `json:"generations,omitempty"` // history
 	Outcome     Outcome         `json:"outcome,omitempty"`     // apply/rollback
 	Warnings    []string        `json:"warnings,omitempty"`
-	LastRun     *LastRun        `json:"last_run,omitempty"` // diff: the latest apply or rollback, when it needs telling (not reported, or not applied)
+	LastRun     *LastRun        `json:"last_run,omitempty"`  // diff: the latest apply or rollback, when it needs telling (not reported, or not applied)
+	Inventory   *Inventory      `json:"inventory,omitempty"` // inspect
 	Error       string          `json:"error,omitempty"`
+}
+
+// Inventory is what `tunplan import` reads of a host.
+type Inventory struct {
+	Services []Service `json:"services"` // IPv4 TCP/UDP services whose destinations all forward by tunnel
+	// Skipped are the other IPVS services, each with why it was left out ("fwmark 3: not a TCP or
+	// UDP service on an IPv4 address", "tcp/198.18.0.9:80: destination 198.18.1.5:80 forwards by masq").
+	Skipped []string `json:"skipped,omitempty"`
+	// TunnelAddresses are the addresses on the tunnel device (tunl0): a realserver's VIPs.
+	TunnelAddresses []netip.Prefix `json:"tunnel_addresses,omitempty"`
+	// Addresses are the host's IPv4 addresses on every other device, to match a director's
+	// destinations to the realserver that holds them.
+	Addresses []netip.Addr `json:"addresses,omitempty"`
 }

@@ -16,11 +16,11 @@ func TestUnknownValuesAreErrors(t *testing.T) {
 		into any
 		want string
 	}{
-		{`{"op":"destroy"}`, &Request{}, `unknown operation "destroy"`},
+		{`{"op":"reboot"}`, &Request{}, `unknown operation "reboot"`},
 		{`{"op":"apply","phase":"half"}`, &Request{}, `unknown phase "half"`},
 		{`{"host":"a","changes":[],"outcome":"partly"}`, &Response{}, `unknown outcome "partly"`},
 		{`{"host":"a","changes":[{"module":"ipvs","address":"x","action":"replace"}]}`, &Response{}, `unknown change action "replace"`},
-		{`{"n":1,"time":"t","kind":"import","changes":0,"state":{}}`, &Generation{}, `unknown generation kind "import"`},
+		{`{"n":1,"time":"t","kind":"adopt","changes":0,"state":{}}`, &Generation{}, `unknown generation kind "adopt"`},
 		{`["director","loadbalancer"]`, &[]Role{}, `unknown role "loadbalancer"`},
 	}
 	for _, c := range cases {

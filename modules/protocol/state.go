@@ -16,6 +16,22 @@ type State struct {
 	Sysctls  []Sysctl  `json:"sysctls,omitempty"`  // sorted by Key
 	Links    []Link    `json:"links,omitempty"`    // devices that must be up and carry addresses (tunl0 + VIP/32)
 	Services []Service `json:"services,omitempty"` // IPVS virtual services with their destinations
+	// Files are whole files tunplan owns: what rebuilds the state at boot. The helper adds them to
+	// the state the plan asks for; a plan never names them.
+	Files []File `json:"files,omitempty"`
+}
+
+// Empty reports whether the state asks for nothing on the host (files aside: they follow the rest).
+func (s State) Empty() bool {
+	return len(s.Modules) == 0 && len(s.Sysctls) == 0 && len(s.Links) == 0 && len(s.Services) == 0
+}
+
+// File is a file tunplan owns: a regular file with its content, a symlink, or (Missing) no file.
+type File struct {
+	Path    string `json:"path"`
+	Content string `json:"content,omitempty"`
+	Link    string `json:"link,omitempty"`    // a symlink to this target
+	Missing bool   `json:"missing,omitempty"` // there is (or must be) no file at Path
 }
 
 // Sysctl is one kernel parameter, named as sysctl(8) names it: "net.ipv4.conf.all.rp_filter".
@@ -82,6 +98,9 @@ const (
 	StateDir      = "/var/lib/tunplan"
 	HelperDir     = StateDir + "/bin"
 	SysctlFile    = "/etc/sysctl.d/99-tunplan.conf"
-	TunnelDevice  = "tunl0" // the IPIP fallback device of the ipip module: the realservers' VIP device, the directors' default
+	RestoreUnit   = "/etc/systemd/system/tunplan-restore.service"                      // the oneshot unit that rebuilds the latest generation at boot
+	RestoreLink   = "/etc/systemd/system/sysinit.target.wants/tunplan-restore.service" // enables it, as systemctl enable would
+	ModulesLoad   = "/etc/modules-load.d/tunplan.conf"                                 // kernel modules systemd-modules-load loads at boot
+	TunnelDevice  = "tunl0"                                                            // the IPIP fallback device of the ipip module: the realservers' VIP device, the directors' default
 	ForwardTunnel = "tunnel"
 )

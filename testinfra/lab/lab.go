@@ -158,12 +158,17 @@ func Reset() error {
 		return bsh(h.Name, `set -e
 			if [ -e /proc/net/ip_vs ]; then /sbin/ipvsadm -C; fi
 			if [ -e /sys/class/net/tunl0 ]; then /sbin/ip addr flush dev tunl0; /sbin/ip link set tunl0 down; fi
-			rm -rf /var/lib/tunplan /etc/sysctl.d/*
+			rm -rf /var/lib/tunplan /etc/sysctl.d/* /etc/systemd/system/* /etc/modules-load.d/*
 			`+sysctlDefaults(h.Name))
 	})
 	if err != nil {
 		return err
 	}
+	return unloadModules()
+}
+
+// unloadModules unloads ipip and IPVS from the VM's kernel, which every host shares.
+func unloadModules() error {
 	return bsh(Control, `for m in ip_vs_rr ip_vs_wrr ip_vs_wlc ip_vs_lc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq ip_vs_lblc ip_vs_lblcr ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs ipip tunnel4 ip_tunnel; do
 			if [ -d /sys/module/$m ]; then rmmod $m; fi; done`)
 }

@@ -67,7 +67,8 @@ func Hosts() []Host { return append([]Host(nil), hosts...) }
 var procs = map[string]*exec.Cmd{}
 
 // build makes the topology inside the VM. Each host is a long-lived process in its own network, mount
-// and UTS namespace, with private /tmp, /var/lib, /var/log, /run, /etc/sysctl.d and an empty /root
+// and UTS namespace, with private /tmp, /var/lib, /var/log, /run, /etc/sysctl.d, /etc/systemd/system,
+// /etc/modules-load.d and an empty /root
 // (not the machine's, whose shell start-up files may be slow or surprising). Under emulation every
 // exec of a dynamically linked program costs a lot, so the set-up runs in busybox (static, applets
 // without exec) and iproute2 in batch mode.
@@ -132,7 +133,7 @@ func hostSetup(h Host) string {
 	fmt.Fprintf(&b, `set -e
 hostname %s
 mount --make-rprivate /
-for d in /tmp /var/lib /var/log /run /etc/sysctl.d /root; do mount -t tmpfs -o mode=0755 tmpfs $d; done
+for d in /tmp /var/lib /var/log /run /etc/sysctl.d /etc/systemd/system /etc/modules-load.d /root; do mount -t tmpfs -o mode=0755 tmpfs $d; done
 chmod 1777 /tmp; chmod 0700 /root
 mkdir -p /run/sshd /var/lib/nginx /var/log/nginx
 `, h.Name)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/fatih/color"
 	"github.com/spf13/cobra"
 
 	"github.com/tunplan/tunplan/inventory/fleet"
@@ -140,6 +141,9 @@ func (o *applyOptions) report(r *fleet.Run, ok bool, changed int) {
 			}
 		case applied:
 			fmt.Fprintf(o.io.Out, "%s: applied, generation %d\n", h.Name(), gen)
+		}
+		for _, w := range h.Warnings() {
+			fmt.Fprintf(o.io.Out, "%s\n", o.io.paint(color.FgYellow)("! "+h.Name()+": warning: "+w))
 		}
 	}
 	switch {

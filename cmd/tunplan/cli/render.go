@@ -17,13 +17,14 @@ import (
 
 // hostChanges is what one host reported, ready to show.
 type hostChanges struct {
-	Host    string            `json:"host"`
-	Role    string            `json:"role"`
-	Address string            `json:"address"`
-	Changes []change.Change   `json:"changes"`
-	Outcome protocol.Outcome  `json:"outcome,omitempty"`
-	Error   string            `json:"error,omitempty"`
-	LastRun *protocol.LastRun `json:"last_run,omitempty"` // the latest apply/rollback, when its outcome may be news
+	Host     string            `json:"host"`
+	Role     string            `json:"role"`
+	Address  string            `json:"address"`
+	Changes  []change.Change   `json:"changes"`
+	Outcome  protocol.Outcome  `json:"outcome,omitempty"`
+	Error    string            `json:"error,omitempty"`
+	Warnings []string          `json:"warnings,omitempty"`
+	LastRun  *protocol.LastRun `json:"last_run,omitempty"` // the latest apply/rollback, when its outcome may be news
 	// Uploaded counts the helper bytes this run sent to the host: 0 when its helper was current.
 	Uploaded int64 `json:"-"`
 }
@@ -65,6 +66,7 @@ func collect(hs []*fleet.HostRun, p fleet.Phase) ([]hostChanges, tally) {
 		if err := h.Err(); err != nil {
 			hc.Error = err.Error()
 		}
+		hc.Warnings = h.Warnings()
 		t.count(hc.Changes)
 		out = append(out, hc)
 	}
@@ -88,6 +90,9 @@ func renderHuman(io *IOStreams, w io.Writer, hosts []hostChanges) {
 		if r := h.LastRun; r != nil {
 			fmt.Fprintf(w, "%s\n", io.paint(color.FgYellow)(lastRunNote(h.Host, r)))
 		}
+		for _, warn := range h.Warnings {
+			fmt.Fprintf(w, "%s\n", io.paint(color.FgYellow)("! "+h.Host+": warning: "+warn))
+		}
 		head := fmt.Sprintf("# %s (%s, %s)", h.Host, h.Role, h.Address)
 		switch {
 		case h.Error != "":
@@ -103,7 +108,7 @@ func renderHuman(io *IOStreams, w io.Writer, hosts []hostChanges) {
 			width = max(width, len(c.Address))
 		}
 		for _, c := range h.Changes {
-			fmt.Fprintf(w, "  %s %-*s  %s\n", sym[c.Action](string(rune(c.Action))), width, c.Address, value(c))
+			fmt.Fprintf(w, "  %s %-*s  %s\n", sym[c.Action](string(rune(c.Action))), width, c.Address, c.Shown())
 		}
 	}
 	if line := uploadLine(hosts); line != "" {
@@ -143,16 +148,6 @@ func lastRunNote(name string, r *protocol.LastRun) string {
 		s += " (" + r.Error + ")"
 	}
 	return s
-}
-
-func value(c change.Change) string {
-	switch c.Action {
-	case change.Create:
-		return c.After
-	case change.Delete:
-		return c.Before
-	}
-	return c.Before + " => " + c.After
 }
 
 func (t tally) String() string {

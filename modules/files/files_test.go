@@ -1,0 +1,81 @@
+package files
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/protocol"
+)
+
+func TestRootReadsAndWritesFilesLinksAndAbsence(t *testing.T) {
+	r := Root(t.TempDir())
+	want := []protocol.File{
+		{Path: "/etc/a.conf", Content: "x\n"},
+		{Path: "/etc/wants/a.service", Link: "/etc/a.service"},
+		{Path: "/etc/none", Missing: true},
+	}
+	for _, f := range want {
+		if err := r.Write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := Facts(r, []string{"/etc/wants/a.service", "/etc/none", "/etc/a.conf"})
+	if err != nil || len(got) != 3 || got[0] != want[0] || got[1] != want[2] || got[2] != want[1] {
+		t.Fatalf("facts %+v %v", got, err)
+	}
+	if st, _ := os.Stat(filepath.Join(string(r), "/etc/a.conf")); st.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v", st.Mode())
+	}
+	if err := r.Write(protocol.File{Path: "/etc/a.conf", Missing: true}); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := r.Read("/etc/a.conf"); !f.Missing {
+		t.Errorf("removed file reads %+v", f)
+	}
+	entries, _ := os.ReadDir(filepath.Join(string(r), "etc"))
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "tmp") {
+			t.Errorf("left a temporary file %s", e.Name())
+		}
+	}
+}
+
+func TestDiff(t *testing.T) {
+	r := Root(t.TempDir())
+	cur := []protocol.File{
+		{Path: "/a", Content: "old"},
+		{Path: "/b", Missing: true},
+		{Path: "/c", Link: "/x"},
+		{Path: "/d", Content: "same"},
+	}
+	want := []protocol.File{{Path: "/a", Content: "new"}, {Path: "/b", Content: "b"}, {Path: "/d", Content: "same"}} // /c: owned, not wanted
+	steps := Diff(r, want, cur)
+	var got []string
+	for _, s := range steps {
+		got = append(got, string(rune(s.Action))+" "+s.Address+" "+s.Change.Shown())
+	}
+	wantSteps := []string{
+		"~ file /a 3 bytes sha256:" + sum("old") + " => 3 bytes sha256:" + sum("new"),
+		"+ file /b 1 bytes sha256:" + sum("b"),
+		"- file /c -> /x",
+	}
+	if strings.Join(got, "\n") != strings.Join(wantSteps, "\n") {
+		t.Fatalf("steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantSteps, "\n"))
+	}
+	for _, s := range steps {
+		if err := s.Do(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, _ := Facts(r, []string{"/a", "/b", "/c"})
+	if after[0].Content != "new" || after[1].Content != "b" || !after[2].Missing || steps[2].Action != change.Delete {
+		t.Errorf("after: %+v", after)
+	}
+}
+
+func sum(s string) string { return fmt.Sprintf("%.12x", sha256.Sum256([]byte(s))) }

@@ -1,0 +1,113 @@
+package host
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/protocol"
+)
+
+// The kernel forgets IPVS, the VIPs and tunl0's sysctls at a reboot, and tunplan has no daemon on
+// the host. So every state tunplan applies carries the files that rebuild it at boot, with no SSH
+// and no control machine:
+//
+//   - protocol.ModulesLoad: the state's kernel modules, for systemd-modules-load. ipip loaded there
+//     makes tunl0 before systemd-sysctl's first pass, and udev replays the per-device keys of
+//     /etc/sysctl.d (net.ipv4.conf.tunl0.rp_filter) whenever tunl0 appears.
+//   - protocol.RestoreUnit, enabled for sysinit.target by protocol.RestoreLink: a oneshot unit,
+//     after modules and sysctls are loaded and before the network is set up, that runs
+//     `tunplan-helper restore`: the latest generation's state applied again, touching only what
+//     tunplan owns, each change written to the journal.
+//
+// A host whose state is empty gets none of them. A unit file is read by systemd at boot, so no
+// systemctl call is needed; without systemd the files are still written, and apply warns.
+
+// bootFiles are the files that rebuild st at boot, run by the helper at path helper.
+func bootFiles(helper string, st protocol.State) []protocol.File {
+	mods := protocol.File{Path: protocol.ModulesLoad, Missing: true}
+	unit := protocol.File{Path: protocol.RestoreUnit, Missing: true}
+	link := protocol.File{Path: protocol.RestoreLink, Missing: true}
+	if len(st.Modules) > 0 {
+		mods = protocol.File{Path: protocol.ModulesLoad, Content: "# Written by tunplan: kernel modules this host needs from boot on.\n" + strings.Join(st.Modules, "\n") + "\n"}
+	}
+	if !st.Empty() {
+		unit = protocol.File{Path: protocol.RestoreUnit, Content: restoreUnit(helper)}
+		link = protocol.File{Path: protocol.RestoreLink, Link: protocol.RestoreUnit}
+	}
+	return []protocol.File{mods, link, unit}
+}
+
+// restoreUnit is the oneshot unit that runs helper's restore at boot.
+func restoreUnit(helper string) string {
+	return `# Written by tunplan: rebuilds at boot what tunplan last applied to this host (the latest
+# generation in ` + protocol.StateDir + `): kernel modules, tunl0 with its VIPs, sysctls, IPVS.
+[Unit]
+Description=tunplan: restore LVS-TUN state (IPVS services, tunnel VIPs, sysctls)
+DefaultDependencies=no
+After=systemd-modules-load.service systemd-sysctl.service local-fs.target
+Before=network-pre.target
+Wants=network-pre.target
+ConditionPathExists=` + helper + `
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=` + helper + ` restore
+
+[Install]
+WantedBy=sysinit.target
+`
+}
+
+// withBoot is st with the files that rebuild it at boot (st unchanged when the engine has no file
+// boundary).
+func (e *Engine) withBoot(st protocol.State) protocol.State {
+	if e.Files == nil {
+		return st
+	}
+	st.Files = bootFiles(e.Helper, st)
+	return st
+}
+
+// bootWarning is what apply tells about a host whose boot restore cannot run, or "".
+func (e *Engine) bootWarning(want protocol.State) string {
+	if e.Files == nil || e.Systemd == nil || e.Systemd() || want.Empty() {
+		return ""
+	}
+	return fmt.Sprintf("systemd is not running on this host: %s is installed but nothing will run it at boot; "+
+		"have the host's init system run `%s restore` once the network devices exist", protocol.RestoreUnit, e.Helper)
+}
+
+// Restore rebuilds the latest generation's state, as the boot unit asks: it applies what the last
+// apply or rollback left, touching only what tunplan owns, and writes each change to log. It records
+// no generation: the host comes back to the one it had.
+func (e *Engine) Restore(log io.Writer) error {
+	return e.locked(protocol.Request{Actor: "tunplan-helper restore", LockWaitMS: 60_000}, func() error {
+		ns, err := e.generationNumbers()
+		if err != nil {
+			return err
+		}
+		if len(ns) == 0 {
+			fmt.Fprintln(log, "tunplan-helper restore: nothing to restore: tunplan has not changed this host")
+			return nil
+		}
+		g, err := e.readGeneration(ns[len(ns)-1])
+		if err != nil {
+			return err
+		}
+		steps, err := e.plan(g.State, g.State)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "tunplan-helper restore: generation %d (%s of run %s by %s at %s): %d changes\n", g.N, g.Kind, g.RunID, g.Actor, g.Time, len(steps))
+		for _, c := range change.Changes(steps) {
+			fmt.Fprintf(log, "  %c %s  %s\n", c.Action, c.Address, c.Shown())
+		}
+		if err := e.run(steps); err != nil {
+			return fmt.Errorf("restore generation %d: %w", g.N, err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,99 @@
+package host
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+
+	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/protocol"
+)
+
+// destroy removes from the host everything tunplan owns (the latest generation's objects): IPVS
+// services, the VIPs on the tunnel device (left down if it was down or absent before tunplan),
+// sysctls back to their generation-0 values, the boot restore files and the persisted sysctls, then
+// the state directory with the helper in it (kept with KeepHistory, where the destroy is recorded as
+// a generation). Kernel modules stay loaded, as always. Foreign objects are never read. DryRun only
+// reports the changes. A failed step puts the snapshot back, as an apply does.
+func (e *Engine) destroy(req protocol.Request, resp *protocol.Response) error {
+	ns, err := e.generationNumbers()
+	if err != nil {
+		return err
+	}
+	var owned, base protocol.State
+	var latest protocol.Generation
+	if len(ns) > 0 {
+		if latest, err = e.readGeneration(ns[len(ns)-1]); err != nil {
+			return err
+		}
+		g0, err := e.readGeneration(ns[0])
+		if err != nil {
+			return err
+		}
+		owned, base = latest.State, g0.State
+	}
+	want := destroyTarget(owned, base)
+	sc := scopeOf(want, owned)
+	snapshot, err := e.facts(sc)
+	if err != nil {
+		return err
+	}
+	steps := e.steps(want, snapshot)
+	resp.Changes = change.Changes(steps)
+	if req.DryRun {
+		return nil
+	}
+	if err := e.run(steps); err != nil {
+		return e.restore(sc, snapshot, err, resp)
+	}
+	if e.SysctlFile != "" {
+		if err := os.Remove(e.SysctlFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	resp.Outcome = protocol.Applied
+	if !req.KeepHistory {
+		return os.RemoveAll(e.Dir)
+	}
+	after, err := e.facts(sc)
+	if err != nil {
+		return err
+	}
+	gen := protocol.Generation{N: latest.N + 1, Time: e.now(), Kind: protocol.KindDestroy, RunID: req.RunID, Actor: req.Actor, Changes: len(steps), State: after}
+	if len(ns) == 0 {
+		gen.N = 0 // nothing was owned: the host as it is is its generation 0
+	}
+	resp.Generation = gen.N
+	if err := e.writeGeneration(gen); err != nil {
+		return err
+	}
+	return e.recordLastRun(req, *resp, nil)
+}
+
+// destroyTarget is what the host keeps of owned once tunplan leaves: no services, no VIPs, each
+// device up or down as before tunplan (base, generation 0), each sysctl back to its generation-0
+// value (one tunplan took over later keeps its value), and none of the boot files.
+func destroyTarget(owned, base protocol.State) protocol.State {
+	var want protocol.State
+	baseLinks := map[string]protocol.Link{}
+	for _, l := range base.Links {
+		baseLinks[l.Name] = l
+	}
+	for _, l := range owned.Links {
+		b, known := baseLinks[l.Name]
+		want.Links = append(want.Links, protocol.Link{Name: l.Name, Down: !known || b.Down || b.Missing})
+	}
+	baseSysctls := map[string]string{}
+	for _, s := range base.Sysctls {
+		baseSysctls[s.Key] = s.Value
+	}
+	for _, s := range owned.Sysctls {
+		if v, ok := baseSysctls[s.Key]; ok {
+			want.Sysctls = append(want.Sysctls, protocol.Sysctl{Key: s.Key, Value: v})
+		}
+	}
+	for _, f := range owned.Files {
+		want.Files = append(want.Files, protocol.File{Path: f.Path, Missing: true})
+	}
+	return want
+}

@@ -1,0 +1,55 @@
+package lab
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tunplan/tunplan/modules/protocol"
+)
+
+// Reboot throws away the kernel state of the named hosts as a reboot would, while their /etc and
+// /var/lib stay: IPVS flushed, tunl0 without addresses and down, the lab's stock sysctls. With
+// modules it also unloads ipip and IPVS, which every host shares: that is a reboot of every host.
+func Reboot(modules bool, names ...string) error {
+	var hs []Host
+	for _, h := range hosts {
+		if slices.Contains(names, h.Name) {
+			hs = append(hs, h)
+		}
+	}
+	if len(hs) != len(names) {
+		return fmt.Errorf("lab: reboot %v: unknown host", names)
+	}
+	err := parallelHosts(hs, len(hs), func(h Host) error {
+		return bsh(h.Name, `set -e
+			if [ -e /proc/net/ip_vs ]; then /sbin/ipvsadm -C; fi
+			if [ -e /sys/class/net/tunl0 ]; then /sbin/ip addr flush dev tunl0; /sbin/ip link set tunl0 down; fi
+			`+sysctlDefaults(h.Name))
+	})
+	if err != nil || !modules {
+		return err
+	}
+	return unloadModules()
+}
+
+// Boot runs in the named host what its boot would, in systemd's order: systemd-modules-load (the
+// host's /etc/modules-load.d), systemd-sysctl (its /etc/sysctl.d), then the ExecStart of the tunplan
+// restore unit installed there, read from the unit file. It returns what they printed.
+func Boot(host string) (string, error) {
+	unit, err := Sh(host, "cat "+protocol.RestoreUnit)
+	if err != nil {
+		return unit, fmt.Errorf("lab: boot %s: no restore unit: %w", host, err)
+	}
+	var exec string
+	for _, l := range strings.Split(unit, "\n") {
+		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+			exec = v
+		}
+	}
+	if exec == "" {
+		return unit, fmt.Errorf("lab: boot %s: %s has no ExecStart", host, protocol.RestoreUnit)
+	}
+	// As at boot, the restore runs whether or not the two before it succeeded.
+	return Sh(host, "/lib/systemd/systemd-modules-load; /lib/systemd/systemd-sysctl; "+exec)
+}
