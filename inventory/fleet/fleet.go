@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -53,6 +54,7 @@ const (
 	Undo              Phase = "undo"               // --atomic: hosts this run changed go back to their previous generation
 	History           Phase = "history"            // the generations recorded on the host
 	Rollback          Phase = "rollback"
+	Inspect           Phase = "inspect" // tunplan import: what the host has (its inventory)
 )
 
 // applyPhases are the phases of an apply, in order, with the part of the changes each sends.
@@ -126,6 +128,19 @@ func (h *HostRun) Outcome() protocol.Outcome {
 		}
 	}
 	return protocol.OutcomeNone
+}
+
+// Warnings are the distinct warnings of every phase, in order.
+func (h *HostRun) Warnings() []string {
+	var out []string
+	for _, r := range h.Results {
+		for _, w := range r.Response.Warnings {
+			if !slices.Contains(out, w) {
+				out = append(out, w)
+			}
+		}
+	}
+	return out
 }
 
 func (h *HostRun) live() bool { return h.sess != nil && h.Err() == nil }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/files"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
 	"github.com/tunplan/tunplan/modules/protocol"
@@ -27,6 +28,11 @@ type Engine struct {
 	Sysctl     sysctl.Kernel
 	Tunnel     tunnel.Kernel
 	IPVS       func() (ipvs.Kernel, error) // opened only when a service is in scope
+	// Files, when set, makes every state carry the files that rebuild it at boot (see boot.go),
+	// which run the helper at Helper; Systemd tells whether systemd runs the host.
+	Files   files.FS
+	Helper  string
+	Systemd func() bool
 	Now        func() time.Time
 	// Session is the SSH connection the request came over; changes that would cut it are refused.
 	Session *Session
@@ -49,7 +55,7 @@ func (e *Engine) Handle(req protocol.Request) protocol.Response {
 	switch req.Op {
 	case protocol.OpDiff:
 		diff := func() error {
-			steps, err := e.plan(req.Desired, e.latestState())
+			steps, err := e.plan(e.withBoot(req.Desired), e.latestState())
 			if err == nil {
 				resp.Changes = change.Changes(steps)
 			}
@@ -71,6 +77,14 @@ func (e *Engine) Handle(req protocol.Request) protocol.Response {
 		})
 	case protocol.OpHistory:
 		resp.Generations, err = e.generations()
+	case protocol.OpDestroy:
+		if req.DryRun {
+			err = e.destroy(req, &resp)
+		} else {
+			err = e.locked(req, func() error { return e.destroy(req, &resp) })
+		}
+	case protocol.OpInspect:
+		resp.Inventory, err = e.inspect()
 	default:
 		err = fmt.Errorf("unknown operation %q", req.Op)
 	}
@@ -86,11 +100,12 @@ type scope struct {
 	sysctls  []string
 	links    map[string][]netip.Prefix
 	services map[protocol.Key]bool
+	files    []string
 }
 
 func scopeOf(states ...protocol.State) scope {
 	sc := scope{links: map[string][]netip.Prefix{}, services: map[protocol.Key]bool{}}
-	seenS, seenM := map[string]bool{}, map[string]bool{}
+	seenS, seenM, seenF := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, st := range states {
 		for _, m := range st.Modules {
 			if !seenM[m] {
@@ -110,6 +125,12 @@ func scopeOf(states ...protocol.State) scope {
 		for _, s := range st.Services {
 			sc.services[s.Key()] = true
 		}
+		for _, f := range st.Files {
+			if !seenF[f.Path] {
+				seenF[f.Path] = true
+				sc.files = append(sc.files, f.Path)
+			}
+		}
 	}
 	return sc
 }
@@ -124,6 +145,11 @@ func (e *Engine) facts(sc scope) (protocol.State, error) {
 	}
 	if st.Links, err = tunnel.Facts(e.Tunnel, sc.links); err != nil {
 		return st, err
+	}
+	if len(sc.files) > 0 && e.Files != nil {
+		if st.Files, err = files.Facts(e.Files, sc.files); err != nil {
+			return st, err
+		}
 	}
 	// Without ip_vs loaded there is no IPVS table, hence no services (and nothing to open).
 	if len(sc.services) > 0 && e.Kmod.Loaded("ip_vs") {
@@ -169,6 +195,7 @@ func (e *Engine) steps(want, cur protocol.State) []change.Step {
 		tunnel.Diff(e.Tunnel, want.Links, cur.Links),
 		sysctl.Diff(e.Sysctl, want.Sysctls, cur.Sysctls),
 		ipvs.Diff(e.openIPVS, want.Services, cur.Services),
+		files.Diff(e.Files, want.Files, cur.Files),
 	}
 	var adds, removes []change.Step
 	for i := range byModule {
@@ -197,12 +224,15 @@ func (e *Engine) converge(req protocol.Request, resp *protocol.Response) error {
 	if latest != nil {
 		owned = latest.State
 	}
-	want, kind := req.Desired, protocol.KindApply
+	want, kind := e.withBoot(req.Desired), protocol.KindApply
 	if req.Op == protocol.OpRollback {
 		kind = protocol.KindRollback
 		if want, err = e.rollbackTarget(latest, req.To); err != nil {
 			return err
 		}
+	}
+	if w := e.bootWarning(want); w != "" {
+		resp.Warnings = append(resp.Warnings, w)
 	}
 	sc := scopeOf(want, owned)
 	snapshot, err := e.facts(sc)
@@ -333,7 +363,14 @@ func (e *Engine) rollbackTarget(latest *protocol.Generation, to *int) (protocol.
 	if err != nil {
 		return protocol.State{}, err
 	}
-	return g.State, nil
+	// The generation's state, with the boot files of this helper (the recorded unit may run one an
+	// upgrade removed); a host that had none then (before tunplan) gets none.
+	for _, f := range g.State.Files {
+		if f.Path == protocol.RestoreUnit && f.Missing {
+			return g.State, nil
+		}
+	}
+	return e.withBoot(g.State), nil
 }
 
 // latestState is what tunplan last made the host have: the objects it owns.
