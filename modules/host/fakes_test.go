@@ -109,6 +109,24 @@ func (f *fakeKernel) LinkByName(name string) (netlink.Link, error) {
 	return &netlink.Dummy{LinkAttrs: attrs}, nil
 }
 
+// LinkList lists the devices by name ("lo" is the loopback), as LinkByName makes them.
+func (f *fakeKernel) LinkList() ([]netlink.Link, error) {
+	names := make([]string, 0, len(f.links))
+	for n := range f.links {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []netlink.Link
+	for _, n := range names {
+		l, _ := f.LinkByName(n)
+		if n == "lo" {
+			l.Attrs().Flags |= net.FlagLoopback
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 func (f *fakeKernel) LinkSetUp(l netlink.Link) error {
 	if err := f.fail("up " + l.Attrs().Name); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 // Kernel is the rtnetlink boundary; *netlink.Handle implements it.
 type Kernel interface {
 	LinkByName(name string) (netlink.Link, error)
+	LinkList() ([]netlink.Link, error) // every device: `tunplan import` lists the host's addresses (inventory.go)
 	LinkSetUp(link netlink.Link) error
 	LinkSetDown(link netlink.Link) error
 	AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
