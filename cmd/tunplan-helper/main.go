@@ -127,7 +127,6 @@ func decode(dec *json.Decoder) (protocol.Request, error) {
 func engine() *host.Engine {
 	return &host.Engine{
 		Dir:        protocol.StateDir,
-		SysctlFile: protocol.SysctlFile,
 		Kmod:       kmod.System{},
 		Sysctl:     sysctl.Proc{},
 		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request

@@ -57,22 +57,22 @@ func (r Root) Write(f protocol.File) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	tmp := p + ".tunplan-tmp"
-	_ = os.Remove(tmp)
-	var err error
-	if f.Link != "" {
-		err = os.Symlink(f.Link, tmp)
-	} else {
-		err = writeSynced(tmp, []byte(f.Content))
+	if f.Link == "" {
+		return Replace(p, []byte(f.Content), 0o644)
 	}
-	if err != nil {
+	tmp := p + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(f.Link, tmp); err != nil {
 		return err
 	}
 	return os.Rename(tmp, p)
 }
 
-func writeSynced(path string, b []byte) error {
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+// Replace writes b to path atomically: a reader (or a crash) sees the old file or the new one,
+// never half of one.
+func Replace(path string, b []byte, mode fs.FileMode) error {
+	tmp := path + ".tmp"
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,10 @@ func writeSynced(path string, b []byte) error {
 	if cerr := fh.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // Facts reads the files at paths, sorted by path.

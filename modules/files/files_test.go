@@ -39,7 +39,7 @@ func TestRootReadsAndWritesFilesLinksAndAbsence(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(filepath.Join(string(r), "etc"))
 	for _, e := range entries {
-		if strings.Contains(e.Name(), "tmp") {
+		if strings.Contains(e.Name(), ".tmp") {
 			t.Errorf("left a temporary file %s", e.Name())
 		}
 	}

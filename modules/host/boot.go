@@ -16,6 +16,8 @@ import (
 //   - protocol.ModulesLoad: the state's kernel modules, for systemd-modules-load. ipip loaded there
 //     makes tunl0 before systemd-sysctl's first pass, and udev replays the per-device keys of
 //     /etc/sysctl.d (net.ipv4.conf.tunl0.rp_filter) whenever tunl0 appears.
+//   - protocol.SysctlFile: the state's sysctls, late-sorting, for systemd-sysctl (and so that a
+//     restart of systemd-sysctl does not silently undo them).
 //   - protocol.RestoreUnit, enabled for sysinit.target by protocol.RestoreLink: a oneshot unit,
 //     after modules and sysctls are loaded and before the network is set up, that runs
 //     `tunplan-helper restore`: the latest generation's state applied again, touching only what
@@ -27,16 +29,25 @@ import (
 // bootFiles are the files that rebuild st at boot, run by the helper at path helper.
 func bootFiles(helper string, st protocol.State) []protocol.File {
 	mods := protocol.File{Path: protocol.ModulesLoad, Missing: true}
+	sysctls := protocol.File{Path: protocol.SysctlFile, Missing: true}
 	unit := protocol.File{Path: protocol.RestoreUnit, Missing: true}
 	link := protocol.File{Path: protocol.RestoreLink, Missing: true}
 	if len(st.Modules) > 0 {
 		mods = protocol.File{Path: protocol.ModulesLoad, Content: "# Written by tunplan: kernel modules this host needs from boot on.\n" + strings.Join(st.Modules, "\n") + "\n"}
 	}
+	if len(st.Sysctls) > 0 {
+		var b strings.Builder
+		b.WriteString("# Written by tunplan: the kernel parameters its plan sets on this host.\n")
+		for _, s := range st.Sysctls { // sorted by key, as every State's
+			fmt.Fprintf(&b, "%s = %s\n", s.Key, s.Value)
+		}
+		sysctls = protocol.File{Path: protocol.SysctlFile, Content: b.String()}
+	}
 	if !st.Empty() {
 		unit = protocol.File{Path: protocol.RestoreUnit, Content: restoreUnit(helper)}
 		link = protocol.File{Path: protocol.RestoreLink, Link: protocol.RestoreUnit}
 	}
-	return []protocol.File{mods, link, unit}
+	return []protocol.File{mods, sysctls, link, unit}
 }
 
 // restoreUnit is the oneshot unit that runs helper's restore at boot.

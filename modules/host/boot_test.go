@@ -43,6 +43,9 @@ func TestApplyInstallsTheBootRestore(t *testing.T) {
 	if mods := read(t, root, protocol.ModulesLoad); !strings.HasSuffix(mods, "\nip_vs\nip_vs_rr\nipip\n") {
 		t.Errorf("modules-load.d:\n%s", mods)
 	}
+	if sysctls := read(t, root, protocol.SysctlFile); !strings.HasSuffix(sysctls, "\nnet.ipv4.ip_forward = 1\n") {
+		t.Errorf("sysctl.d:\n%s", sysctls)
+	}
 	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "systemd is not running on this host") || !strings.Contains(resp.Warnings[0], testHelper+" restore") {
 		t.Errorf("warnings %q", resp.Warnings)
 	}
@@ -117,7 +120,7 @@ func TestBootFilesLeaveWithTheState(t *testing.T) {
 			e := bootEngine(t, newFake(), t.TempDir(), root, true)
 			mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 1), RunID: "r1"})
 			mustHandle(t, e, c.req)
-			for _, p := range []string{protocol.RestoreUnit, protocol.RestoreLink, protocol.ModulesLoad} {
+			for _, p := range []string{protocol.RestoreUnit, protocol.RestoreLink, protocol.ModulesLoad, protocol.SysctlFile} {
 				if _, err := os.Lstat(filepath.Join(root, p)); !os.IsNotExist(err) {
 					t.Errorf("%s still there: %v", p, err)
 				}

@@ -1,8 +1,6 @@
 package host
 
 import (
-	"errors"
-	"io/fs"
 	"os"
 
 	"github.com/tunplan/tunplan/modules/change"
@@ -11,7 +9,7 @@ import (
 
 // destroy removes from the host everything tunplan owns (the latest generation's objects): IPVS
 // services, the VIPs on the tunnel device (left down if it was down or absent before tunplan),
-// sysctls back to their generation-0 values, the boot restore files and the persisted sysctls, then
+// sysctls back to their generation-0 values, the boot files (the persisted sysctls among them), then
 // the state directory with the helper in it (kept with KeepHistory, where the destroy is recorded as
 // a generation). Kernel modules stay loaded, as always. Foreign objects are never read. DryRun only
 // reports the changes. A failed step puts the snapshot back, as an apply does.
@@ -45,11 +43,6 @@ func (e *Engine) destroy(req protocol.Request, resp *protocol.Response) error {
 	}
 	if err := e.run(steps); err != nil {
 		return e.restore(sc, snapshot, err, resp)
-	}
-	if e.SysctlFile != "" {
-		if err := os.Remove(e.SysctlFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
 	}
 	resp.Outcome = protocol.Applied
 	if !req.KeepHistory {

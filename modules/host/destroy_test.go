@@ -24,8 +24,6 @@ func destroyable(t *testing.T) (*fakeKernel, *Engine, string) {
 	mustHandle(t, throwaway, protocol.Request{Op: protocol.OpApply, Desired: protocol.State{Services: []protocol.Service{foreign}}})
 	f.links["tunl0"] = &fakeLink{up: false, addrs: []string{"198.18.48.77/32"}}
 	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 1), RunID: "r1"})
-	os.MkdirAll(filepath.Dir(e.SysctlFile), 0o755)
-	os.WriteFile(e.SysctlFile, []byte("net.ipv4.ip_forward = 1\n"), 0o644)
 	return f, e, root
 }
 
@@ -33,7 +31,7 @@ func TestDestroyRemovesWhatTunplanOwnsAndNothingElse(t *testing.T) {
 	f, e, root := destroyable(t)
 	before := f.dump()
 	preview := mustHandle(t, e, protocol.Request{Op: protocol.OpDestroy, DryRun: true})
-	want := "- file /etc/modules-load.d/tunplan.conf,- file " + protocol.RestoreLink + ",- file " + protocol.RestoreUnit +
+	want := "- file /etc/modules-load.d/tunplan.conf,- file " + protocol.SysctlFile + ",- file " + protocol.RestoreLink + ",- file " + protocol.RestoreUnit +
 		",- ipvs tcp/198.18.48.180:80,- tunnel tunl0 198.18.48.180/32,~ sysctl net.ipv4.ip_forward,~ tunnel tunl0"
 	if got := strings.Join(slices.Sorted(slices.Values(addresses(preview.Changes))), ","); got != want {
 		t.Errorf("preview:\n%s\nwant:\n%s", got, want)
@@ -54,7 +52,7 @@ func TestDestroyRemovesWhatTunplanOwnsAndNothingElse(t *testing.T) {
 	if f.sysctls["net.ipv4.ip_forward"] != "0" {
 		t.Errorf("ip_forward %s, want its generation-0 value 0", f.sysctls["net.ipv4.ip_forward"])
 	}
-	for _, p := range []string{filepath.Join(root, protocol.RestoreUnit), filepath.Join(root, protocol.RestoreLink), filepath.Join(root, protocol.ModulesLoad), e.SysctlFile, e.Dir} {
+	for _, p := range []string{filepath.Join(root, protocol.RestoreUnit), filepath.Join(root, protocol.RestoreLink), filepath.Join(root, protocol.ModulesLoad), filepath.Join(root, protocol.SysctlFile), e.Dir} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			t.Errorf("%s still there (%v)", p, err)
 		}

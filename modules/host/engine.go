@@ -22,18 +22,17 @@ import (
 
 // Engine reconciles one host. Its fields are the kernel boundaries, so tests can run it on fakes.
 type Engine struct {
-	Dir        string // state directory, /var/lib/tunplan
-	SysctlFile string // where owned sysctls are persisted, /etc/sysctl.d/99-tunplan.conf
-	Kmod       kmod.Kernel
-	Sysctl     sysctl.Kernel
-	Tunnel     tunnel.Kernel
-	IPVS       func() (ipvs.Kernel, error) // opened only when a service is in scope
+	Dir    string // state directory, /var/lib/tunplan
+	Kmod   kmod.Kernel
+	Sysctl sysctl.Kernel
+	Tunnel tunnel.Kernel
+	IPVS   func() (ipvs.Kernel, error) // opened only when a service is in scope
 	// Files, when set, makes every state carry the files that rebuild it at boot (see boot.go),
 	// which run the helper at Helper; Systemd tells whether systemd runs the host.
 	Files   files.FS
 	Helper  string
 	Systemd func() bool
-	Now        func() time.Time
+	Now     func() time.Time
 	// Session is the SSH connection the request came over; changes that would cut it are refused.
 	Session *Session
 	// Open tells whether a session's TCP connection is still established on this host; with a
@@ -275,11 +274,6 @@ func (e *Engine) converge(req protocol.Request, resp *protocol.Response) error {
 		return err
 	}
 	resp.Outcome, resp.Generation = protocol.Applied, gen.N
-	if e.SysctlFile != "" {
-		if err := sysctl.Persist(e.SysctlFile, want.Sysctls); err != nil {
-			resp.Warnings = append(resp.Warnings, fmt.Sprintf("sysctls applied but not persisted to %s: %v", e.SysctlFile, err))
-		}
-	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tunplan/tunplan/modules/files"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -22,27 +23,13 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// writeJSON replaces path atomically: a reader sees the old or the new file, never half of one.
+// writeJSON replaces path atomically with v, readable by root alone.
 func writeJSON(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return files.Replace(path, b, 0o600)
 }
 
 // mkdirPrivate makes directories readable by their owner only.

@@ -64,7 +64,7 @@ func TestLastRunIsToldUntilReported(t *testing.T) {
 	}
 	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: want, RunID: "r1", Actor: "alice@ops1"})
 	// A second engine is the next tunplan run: it only knows what the host recorded.
-	next := &Engine{Dir: e.Dir, SysctlFile: e.SysctlFile, Kmod: f, Sysctl: fakeSysctl{f}, Tunnel: f, IPVS: e.IPVS, Now: e.Now}
+	next := &Engine{Dir: e.Dir, Kmod: f, Sysctl: fakeSysctl{f}, Tunnel: f, IPVS: e.IPVS, Now: e.Now}
 	d := mustHandle(t, next, protocol.Request{Op: protocol.OpDiff, Desired: want})
 	wantRun := protocol.LastRun{Op: protocol.OpApply, RunID: "r1", Actor: "alice@ops1", Time: "2026-11-25T00:00:00Z", Outcome: protocol.Applied, Changes: 9, Generation: 1}
 	if d.LastRun == nil || *d.LastRun != wantRun {

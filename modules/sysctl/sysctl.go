@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/tunplan/tunplan/modules/change"
@@ -89,24 +88,4 @@ func Diff(k Kernel, want, current []protocol.Sysctl) []change.Step {
 		})
 	}
 	return steps
-}
-
-// Persist writes the parameters tunplan owns to a late-sorting sysctl.d file, so that a reboot or
-// a restart of systemd-sysctl does not silently undo them.
-func Persist(path string, owned []protocol.Sysctl) error {
-	sorted := append([]protocol.Sysctl(nil), owned...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Key < sorted[j].Key })
-	var b strings.Builder
-	b.WriteString("# Written by tunplan: the kernel parameters its plan sets on this host.\n")
-	for _, s := range sorted {
-		fmt.Fprintf(&b, "%s = %s\n", s.Key, s.Value)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

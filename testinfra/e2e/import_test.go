@@ -1,15 +1,11 @@
 package e2e
 
 import (
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tunplan/tunplan/testinfra/lab"
 )
@@ -81,26 +77,6 @@ func TestImportDescribesAHandMadeSetup(t *testing.T) {
 
 // serviceChanges finds the change lines of diff and apply on IPVS and tunnel objects.
 var serviceChanges = regexp.MustCompile(`(?m)^  [-+~] (ipvs|tunnel) .*$`)
-
-// runTunplan runs the tunplan binary with exactly args: tunplan() gives every command the example
-// plan's --var flags, which import and an imported plan do not take.
-func runTunplan(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Getenv("TUNPLAN_BIN"), args...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0
-	case errors.As(err, &ee):
-		return string(out), ee.ExitCode()
-	}
-	t.Fatalf("tunplan %v: %v", args, err)
-	return "", -1
-}
 
 func mustRun(t *testing.T, want int, args ...string) string {
 	t.Helper()

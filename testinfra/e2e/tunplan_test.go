@@ -31,10 +31,15 @@ func tunplan(t *testing.T, plan string, args ...string) (string, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv := append([]string{args[0], "-f", abs, "--var", "ssh_key=" + lab.SSHKey(), "--var", "known_hosts=" + lab.KnownHosts()}, args[1:]...)
+	return runTunplan(t, append([]string{args[0], "-f", abs, "--var", "ssh_key=" + lab.SSHKey(), "--var", "known_hosts=" + lab.KnownHosts()}, args[1:]...)...)
+}
+
+// runTunplan runs the tunplan binary in the control namespace with exactly args.
+func runTunplan(t *testing.T, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Getenv("TUNPLAN_BIN"), argv...)
+	cmd := exec.CommandContext(ctx, os.Getenv("TUNPLAN_BIN"), args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
