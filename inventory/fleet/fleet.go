@@ -324,53 +324,6 @@ func (r *Run) undo() {
 	})
 }
 
-// History reads the generations recorded on every host.
-func (r *Run) History() {
-	r.request(r.Hosts, History, func(h *HostRun) protocol.Request {
-		return protocol.Request{Op: protocol.OpHistory, Host: h.Name()}
-	})
-}
-
-// Generations are the generations the host reported in the History phase.
-func (h *HostRun) Generations() []protocol.Generation {
-	r, _ := h.Result(History)
-	return r.Response.Generations
-}
-
-// LastRun finds, after History, the newest run that changed any of the hosts: its latest
-// generation on the hosts it changed, and which hosts those are.
-func (r *Run) LastRun() (protocol.Generation, []*HostRun, error) {
-	latest := func(h *HostRun) *protocol.Generation {
-		if gs := h.Generations(); len(gs) > 0 {
-			return &gs[len(gs)-1]
-		}
-		return nil
-	}
-	var last protocol.Generation
-	for _, h := range r.Hosts {
-		if g := latest(h); g != nil && g.N > 0 && (g.Time > last.Time || (g.Time == last.Time && g.RunID > last.RunID)) {
-			last = *g
-		}
-	}
-	if last.RunID == "" {
-		return last, nil, fmt.Errorf("nothing to roll back: tunplan has not changed any of these hosts")
-	}
-	var out []*HostRun
-	for _, h := range r.Hosts {
-		if g := latest(h); g != nil && g.RunID == last.RunID {
-			out = append(out, h)
-		}
-	}
-	return last, out, nil
-}
-
-// Rollback puts hosts back to generation to, or (nil) to the one before their current.
-func (r *Run) Rollback(hosts []*HostRun, to *int) {
-	r.request(hosts, Rollback, func(h *HostRun) protocol.Request {
-		return protocol.Request{Op: protocol.OpRollback, Host: h.Name(), To: to, RunID: r.ID, Actor: r.Actor, LockWaitMS: r.lockWaitMS()}
-	})
-}
-
 func newRunID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
