@@ -23,6 +23,7 @@
 //	  address    = "198.18.48.181"                  # data-plane IPv4 address; a realserver's RIP (required)
 //	  vip_device = "tunl0"                          # director only: device that carries the VIPs
 //	  ip_forward = true                             # director only: false leaves net.ipv4.ip_forward alone
+//	  hide_vip   = true                             # realserver only: false leaves arp_ignore and arp_announce alone
 //	  ssh { host = "198.19.0.11" }                  # same attributes as the top-level ssh block, plus host
 //	}                                               # (the SSH address; default: address)
 //
@@ -43,7 +44,7 @@
 // # Desired state
 //
 // A realserver of any VIP gets the ipip module, tunl0 carrying every VIP it serves as /32,
-// rp_filter=0 on all and tunl0, arp_ignore=1 and arp_announce=2. A director gets ip_vs and
+// rp_filter=0 on all and tunl0, arp_ignore=1 and arp_announce=2 (unless hide_vip = false). A director gets ip_vs and
 // ip_vs_<scheduler> for each scheduler it uses (and ipip when the VIPs go on tunl0),
 // net.ipv4.ip_forward=1 unless ip_forward = false, its vip_device carrying its VIPs as /32, and one
 // IPVS service per virtual_service it carries, whose destinations are the realservers' addresses on

@@ -12,7 +12,7 @@ import (
 )
 
 var hostSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "role"}, {Name: "address"}, {Name: "vip_device"}, {Name: "ip_forward"}},
+	Attributes: []hcl.AttributeSchema{{Name: "role"}, {Name: "address"}, {Name: "vip_device"}, {Name: "ip_forward"}, {Name: "hide_vip"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "ssh"}},
 }
 
@@ -21,7 +21,7 @@ var hostName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
 
 // host decodes one host block. Attributes in error keep their zero value.
 func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
-	h := Host{Name: b.Labels[0], DeclRange: b.DefRange, VIPDevice: protocol.TunnelDevice, IPForward: true}
+	h := Host{Name: b.Labels[0], DeclRange: b.DefRange, VIPDevice: protocol.TunnelDevice, IPForward: true, HideVIP: true}
 	if !hostName.MatchString(h.Name) {
 		l.errorf(b.LabelRanges[0], "Invalid host name", "%q is not a valid host name: use ASCII letters, digits, underscores and dashes, starting with a letter (at most 63).", h.Name)
 	}
@@ -69,6 +69,15 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 			h.IPForward = v
 			if len(h.Roles) > 0 && !h.Has(protocol.Director) {
 				l.errorf(a.NameRange, "Attribute applies to directors only", "ip_forward is a director option; host %q is not a director. Remove it.", h.Name)
+			}
+		}
+	}
+
+	if a := c.Attributes["hide_vip"]; a != nil {
+		if v, ok := l.boolean(a); ok {
+			h.HideVIP = v
+			if len(h.Roles) > 0 && !h.Has(protocol.Realserver) {
+				l.errorf(a.NameRange, "Attribute applies to realservers only", "hide_vip keeps a realserver from answering ARP for the VIPs it holds; host %q is not a realserver. Remove it.", h.Name)
 			}
 		}
 	}

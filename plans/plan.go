@@ -36,6 +36,7 @@ type Host struct {
 	SSH       inventory.Target
 	VIPDevice string // director: device that carries the VIPs (default tunl0)
 	IPForward bool   // director: set net.ipv4.ip_forward=1 (default true)
+	HideVIP   bool   // realserver: set arp_ignore=1 and arp_announce=2, so it never answers ARP for a VIP (default true)
 	DeclRange hcl.Range
 
 	ranges struct {
@@ -154,13 +155,17 @@ func (p *Plan) Limit(names []string) (*Plan, hcl.Diagnostics) {
 }
 
 // Realserver sysctls: accept decapsulated packets whose source is not routed via tunl0 (the effective
-// rp_filter is the max of all and the device), and never answer ARP for the VIP.
-var realserverSysctls = []protocol.Sysctl{
-	{Key: "net.ipv4.conf.all.arp_announce", Value: "2"},
-	{Key: "net.ipv4.conf.all.arp_ignore", Value: "1"},
-	{Key: "net.ipv4.conf.all.rp_filter", Value: "0"},
-	{Key: "net.ipv4.conf.tunl0.rp_filter", Value: "0"},
-}
+// rp_filter is the max of all and the device), and (hide_vip) never answer ARP for the VIP.
+var (
+	realserverSysctls = []protocol.Sysctl{
+		{Key: "net.ipv4.conf.all.rp_filter", Value: "0"},
+		{Key: "net.ipv4.conf." + protocol.TunnelDevice + ".rp_filter", Value: "0"},
+	}
+	hideVIPSysctls = []protocol.Sysctl{
+		{Key: "net.ipv4.conf.all.arp_announce", Value: "2"},
+		{Key: "net.ipv4.conf.all.arp_ignore", Value: "1"},
+	}
+)
 
 // Desired is the state every selected host must have, by host name. Every selected host has an
 // entry (an empty State when the plan gives it nothing to carry). All lists are sorted.
@@ -204,6 +209,11 @@ func (p *Plan) Desired() map[string]protocol.State {
 			a.modules["ipip"] = true
 			for _, sc := range realserverSysctls {
 				a.sysctls[sc.Key] = sc.Value
+			}
+			if rh.HideVIP {
+				for _, sc := range hideVIPSysctls {
+					a.sysctls[sc.Key] = sc.Value
+				}
 			}
 			addAddr(a, protocol.TunnelDevice, s.VIP)
 		}

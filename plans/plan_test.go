@@ -87,3 +87,43 @@ func TestLimitRoleOfNoHost(t *testing.T) {
 		t.Errorf("role:realserver: %v", diags)
 	}
 }
+
+// hide_vip = false leaves a realserver's ARP sysctls alone (a realserver on another L2 than the
+// VIP's, or one set up by hand without them); rp_filter is still set, since the tunnel needs it.
+func TestHideVIP(t *testing.T) {
+	src := `host "d" {
+  role    = "director"
+  address = "198.18.0.1"
+}
+host "r" {
+  role     = "realserver"
+  address  = "198.18.1.1"
+  hide_vip = false
+}
+virtual_service "web" {
+  vip       = "198.18.0.100"
+  port      = 80
+  directors = ["d"]
+  realserver "r" {}
+}
+`
+	for _, c := range []struct {
+		src  string
+		want string
+	}{
+		{src, "net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.tunl0.rp_filter=0"},
+		{strings.Replace(src, "  hide_vip = false\n", "", 1), "net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.tunl0.rp_filter=0"},
+	} {
+		p, _, diags := Load("test.hcl", []byte(c.src), nil)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		var got []string
+		for _, s := range p.Desired()["r"].Sysctls {
+			got = append(got, s.Key+"="+s.Value)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("sysctls %v, want %s", got, c.want)
+		}
+	}
+}

@@ -269,6 +269,8 @@ func TestInvalidPlans(t *testing.T) {
 			"IPv6 is not supported", "only IPv4 is supported yet", "15:13"},
 		{"vip_device on a realserver", base + "host \"x\" {\n  role       = \"realserver\"\n  address    = \"198.18.3.1\"\n  vip_device = \"lo\"\n}\n", nil,
 			"Attribute applies to directors only", "realservers always use tunl0", "16:3"},
+		{"hide_vip on a director", base + "host \"x\" {\n  role     = \"director\"\n  address  = \"198.18.3.1\"\n  hide_vip = false\n}\n", nil,
+			"Attribute applies to realservers only", "not a realserver", "16:3"},
 		{"ssh port", base + "ssh {\n  port = 0\n}\n", nil,
 			"Invalid SSH port", "port must be a TCP port from 1 to 65535", "14:10"},
 		{"missing vip", base + "virtual_service \"web\" {\n  port = 80\n  directors = [\"d1\"]\n  realserver \"r1\" {}\n}\n", nil,
