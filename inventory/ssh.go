@@ -82,9 +82,9 @@ func closeJump(j *Conn) {
 }
 
 func clientConfig(t Target) (*ssh.ClientConfig, error) {
-	khPath := expandHome(t.KnownHosts)
+	khPath := ExpandHome(t.KnownHosts)
 	if khPath == "" {
-		khPath = expandHome("~/.ssh/known_hosts")
+		khPath = ExpandHome("~/.ssh/known_hosts")
 	}
 	hostKeys, err := knownhosts.New(khPath)
 	if err != nil {
@@ -93,7 +93,7 @@ func clientConfig(t Target) (*ssh.ClientConfig, error) {
 	var auths []ssh.AuthMethod
 	var signers []ssh.Signer
 	for _, f := range t.IdentityFile {
-		pem, err := os.ReadFile(expandHome(f))
+		pem, err := os.ReadFile(ExpandHome(f))
 		if err != nil {
 			return nil, fmt.Errorf("identity file: %w", err)
 		}
@@ -194,11 +194,15 @@ func explainHandshake(err error) error {
 	return err
 }
 
-func expandHome(p string) string {
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		if home, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(home, rest)
-		}
+// ExpandHome expands a leading "~" or "~/" to the user's home directory, as the ssh client does
+// for paths in its configuration.
+func ExpandHome(p string) string {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p
 	}
-	return p
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return p
+	}
+	return filepath.Join(home, strings.TrimPrefix(p, "~"))
 }

@@ -19,6 +19,10 @@ var hostSchema = &hcl.BodySchema{
 // hostName is what a host may be called: it appears in messages, logs and generations on hosts.
 var hostName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
 
+// ValidHostName reports whether a plan accepts name as a host's name: an ASCII letter, then up to
+// 62 letters, digits, '-' or '_'.
+func ValidHostName(name string) bool { return hostName.MatchString(name) }
+
 // host decodes one host block. Attributes in error keep their zero value.
 func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 	h := Host{Name: b.Labels[0], DeclRange: b.DefRange, VIPDevice: protocol.TunnelDevice, IPForward: true, HideVIP: true}
@@ -92,7 +96,7 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 		sshBlock = sb
 		s = mergeSSH(defaults, l.sshSpec(sb, hostSSHSchema))
 	}
-	h.SSH = inventory.Target{Name: h.Name, Address: h.Address.String(), Port: 22, User: "root", KnownHosts: expandHome("~/.ssh/known_hosts")}
+	h.SSH = inventory.Target{Name: h.Name, Address: h.Address.String(), Port: 22, User: "root", KnownHosts: inventory.ExpandHome("~/.ssh/known_hosts")}
 	if !h.Address.IsValid() {
 		h.SSH.Address = ""
 	}

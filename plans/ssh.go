@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -62,13 +61,13 @@ func (l *loader) sshSpec(b *hcl.Block, schema *hcl.BodySchema) sshSpec {
 		if v, _, ok := l.strList(a); ok {
 			s.identitySet = true
 			for _, f := range v {
-				s.identity = append(s.identity, expandHome(f))
+				s.identity = append(s.identity, inventory.ExpandHome(f))
 			}
 		}
 	}
 	if a := c.Attributes["known_hosts"]; a != nil {
 		if v, ok := l.str(a); ok {
-			v = expandHome(v)
+			v = inventory.ExpandHome(v)
 			s.knownHosts = &v
 			s.knownHostsRange = a.Expr.Range()
 		}
@@ -119,17 +118,6 @@ func splitHostPort(s string) (string, string, error) {
 		return s[:i], s[i+1:], nil
 	}
 	return "", "", fmt.Errorf("no port")
-}
-
-func expandHome(p string) string {
-	if p != "~" && !strings.HasPrefix(p, "~/") {
-		return p
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return p
-	}
-	return filepath.Join(home, strings.TrimPrefix(p, "~"))
 }
 
 func mergeSSH(def, over sshSpec) sshSpec {
@@ -185,7 +173,7 @@ func (l *loader) knownHosts(p *Plan) {
 		for i, t := range targets {
 			path := t.KnownHosts
 			if path == "" {
-				path = expandHome("~/.ssh/known_hosts") // what inventory.Dial reads then
+				path = inventory.ExpandHome("~/.ssh/known_hosts") // what inventory.Dial reads then
 			}
 			gone, checked := missing[path]
 			if !checked {

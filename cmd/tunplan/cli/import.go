@@ -1,30 +1,25 @@
 package cli
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/fatih/color"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/spf13/cobra"
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/plans"
+	"github.com/tunplan/tunplan/plans/imports"
 )
 
+// importOptions are import's flags. The plan is made in plans/imports; the command reads the hosts,
+// writes the plan and reports.
 type importOptions struct {
 	*globalOptions
 	directors   []string
@@ -37,8 +32,6 @@ type importOptions struct {
 	jump        string
 	output      string
 }
-
-const defaultKnownHosts = "~/.ssh/known_hosts"
 
 func newImport(g *globalOptions) *cobra.Command {
 	o := &importOptions{globalOptions: g}
@@ -82,42 +75,13 @@ directors that carry the same service differently are an error.`,
 	f.StringSliceVar(&o.directors, "director", nil, "directors to read: SSH address or name=address, comma-separated (required)")
 	f.StringSliceVar(&o.realservers, "realserver", nil, "realservers to read: SSH address or name=address, comma-separated")
 	f.StringVarP(&o.output, "output", "o", "", "write the plan to this file (default: standard output)")
-	f.StringVar(&o.user, "user", "root", "SSH user")
-	f.IntVar(&o.port, "port", 22, "SSH port")
+	f.StringVar(&o.user, "user", imports.DefaultUser, "SSH user")
+	f.IntVar(&o.port, "port", imports.DefaultPort, "SSH port")
 	f.StringArrayVar(&o.identity, "identity-file", nil, "SSH private key file (repeatable); the ssh-agent is used too")
-	f.StringVar(&o.knownHosts, "known-hosts", defaultKnownHosts, "known_hosts file the host keys are checked against")
+	f.StringVar(&o.knownHosts, "known-hosts", imports.DefaultKnownHosts, "known_hosts file the host keys are checked against")
 	f.BoolVar(&o.sudo, "sudo", false, "run the helper with sudo -n (the user is not root)")
 	f.StringVar(&o.jump, "jump", "", "bastion to connect through: [user@]host[:port], as OpenSSH's ProxyJump")
 	return cmd
-}
-
-// importHost is one host of the imported plan: given on the command line, or a destination that
-// no given host has.
-type importHost struct {
-	name     string
-	ssh      string // SSH address
-	director bool   // given with --director
-	given    bool   // given on the command line (and read); false: made for a destination
-	inv      *protocol.Inventory
-
-	roles        protocol.Roles // in the plan; none: left out
-	address      netip.Addr     // the data-plane address
-	ipForwardOff bool           // director: ip_forward = false (its forwarding is off; keep it so)
-}
-
-// importService is one virtual_service of the imported plan.
-type importService struct {
-	name      string
-	svc       protocol.Service
-	directors []string
-	rs        []string // the host of each destination, in svc.Destinations' order
-}
-
-// importedPlan is what import makes of the hosts' inventories.
-type importedPlan struct {
-	hosts    []*importHost // in the plan's order: directors, realservers as given, then made ones
-	services []*importService
-	skipped  []string // "lvs01: fwmark 3: …", also written into the plan as a comment
 }
 
 func importRun(o *importOptions) error {
@@ -134,9 +98,10 @@ func importRun(o *importOptions) error {
 			return err
 		}
 	}
+	ssh := o.ssh()
 	fhosts := make([]fleet.Host, 0, len(hosts))
 	for _, h := range hosts {
-		fhosts = append(fhosts, fleet.Host{Target: o.target(h.name, h.ssh, jump)})
+		fhosts = append(fhosts, fleet.Host{Target: ssh.Target(h.Name, h.SSHAddress, jump)})
 	}
 	r := fleet.Open(fhosts, o.connect, fleet.Options{Parallel: 5})
 	all := r.Hosts
@@ -152,36 +117,36 @@ func importRun(o *importOptions) error {
 	for _, h := range r.Hosts {
 		byName[h.Name()] = h
 	}
-	for _, h := range hosts {
-		h.inv = byName[h.name].Inventory()
+	for i, h := range hosts {
+		hosts[i].Inventory = byName[h.Name].Inventory()
 	}
 
-	ip, notes, err := buildImport(hosts)
+	ip, notes, err := imports.Build(hosts, ssh)
 	for _, n := range notes {
 		o.warnf("%s", n)
 	}
 	if err != nil {
 		return err
 	}
-	src, desired, err := o.checked(ip)
+	p, err := o.checked(ip)
 	if err != nil {
 		return err
 	}
-	read := o.diffPlan(r, ip, desired)
-	if ip.keepIPForward(read, o.warnf) {
-		if src, _, err = o.checked(ip); err != nil {
+	read := o.diffPlan(r, p)
+	if o.leaveAlone(ip, read) {
+		if p, err = o.checked(ip); err != nil {
 			return err
 		}
 	}
-	if err := o.write(src); err != nil {
+	if err := o.write(ip.HCL()); err != nil {
 		return err
 	}
 	directors, realservers := 0, 0
-	for _, h := range ip.hosts {
-		if h.roles.Has(protocol.Director) {
+	for _, h := range p.Hosts {
+		if h.Has(protocol.Director) {
 			directors++
 		}
-		if h.roles.Has(protocol.Realserver) {
+		if h.Has(protocol.Realserver) {
 			realservers++
 		}
 	}
@@ -189,56 +154,34 @@ func importRun(o *importOptions) error {
 	if o.output != "" {
 		where = o.output
 	}
-	fmt.Fprintf(o.io.ErrOut, "Wrote %s: %s, %s, %s.\n", where, plural(directors, "director"), plural(realservers, "realserver"), plural(len(ip.services), "virtual service"))
+	fmt.Fprintf(o.io.ErrOut, "Wrote %s: %s, %s, %s.\n", where, plural(directors, "director"), plural(realservers, "realserver"), plural(len(p.Services), "virtual service"))
 	o.reportApply(read)
 	return nil
 }
 
-// checked renders the plan and loads it as `tunplan validate` loads a file (plans.LoadFile, in
-// memory), and makes sure it asks each director for exactly the services read there. It returns
-// the plan's text and the state it asks of each host. A plan that fails is a bug of import.
-func (o *importOptions) checked(ip *importedPlan) ([]byte, map[string]protocol.State, error) {
+// checked loads the plan as `tunplan validate` loads a file, in memory, and shows its diagnostics.
+func (o *importOptions) checked(ip *imports.Plan) (*plans.Plan, error) {
 	name := o.output
 	if name == "" {
 		name = "<stdout>"
 	}
-	src := ip.render(o.sshDefaults())
-	p, files, diags := plans.Load(name, src, nil)
+	p, files, diags, err := ip.Check(name)
 	writeDiagnostics(o.io, o.io.ErrOut, files, diags)
-	if diags.HasErrors() {
-		return nil, nil, errors.New("the imported plan does not validate: this is a bug in tunplan import; please report it with the diagnostics above")
-	}
-	desired := p.Desired()
-	if err := ip.check(desired); err != nil {
-		return nil, nil, err
-	}
-	return src, desired, nil
+	return p, err
 }
 
 func (o *importOptions) warnf(format string, args ...any) {
 	fmt.Fprintln(o.io.ErrOut, o.io.paint(color.FgYellow)("! "+fmt.Sprintf(format, args...)))
 }
 
-// importHostName is what the plan accepts as a host name (plans/hosts.go).
-var importHostName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
-
-// parseHosts reads --director and --realserver: each SSH address once, each name once.
-func (o *importOptions) parseHosts() ([]*importHost, error) {
-	var hosts []*importHost
-	byAddr, byName := map[string]*importHost{}, map[string]*importHost{}
-	type spec struct {
-		name, addr string
-		named      bool
-	}
-	parse := func(flag, role string, list []string) ([]spec, error) {
-		var out []spec
-		n := 0
+// parseHosts reads --director and --realserver, and names the hosts (imports.Hosts).
+func (o *importOptions) parseHosts() ([]imports.Host, error) {
+	parse := func(flag string, list []string) ([]imports.Given, error) {
+		var out []imports.Given
 		for _, v := range list {
-			v = strings.TrimSpace(v)
-			if v == "" {
+			if v = strings.TrimSpace(v); v == "" {
 				continue
 			}
-			n++
 			name, addr, named := strings.Cut(v, "=")
 			if !named {
 				name, addr = "", v
@@ -247,85 +190,27 @@ func (o *importOptions) parseHosts() ([]*importHost, error) {
 			if addr == "" || strings.ContainsAny(addr, " /@") {
 				return nil, fmt.Errorf("--%s %q: want an SSH address (IP or DNS name), or name=address", flag, v)
 			}
-			if named && !importHostName.MatchString(name) {
+			if named && !plans.ValidHostName(name) {
 				return nil, fmt.Errorf("--%s %q: %q is not a valid host name: use ASCII letters, digits, underscores and dashes, starting with a letter (at most 63)", flag, v, name)
 			}
-			if !named {
-				name = defaultName(addr, role, n)
-			}
-			out = append(out, spec{name, addr, named})
+			out = append(out, imports.Given{Name: name, SSHAddress: addr})
 		}
 		return out, nil
 	}
-	ds, err := parse("director", "director", o.directors)
+	ds, err := parse("director", o.directors)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := parse("realserver", "realserver", o.realservers)
+	rs, err := parse("realserver", o.realservers)
 	if err != nil {
 		return nil, err
 	}
-	for i, s := range append(ds, rs...) {
-		director := i < len(ds)
-		if h := byAddr[s.addr]; h != nil {
-			if director || !h.director {
-				return nil, fmt.Errorf("%s is given twice: name each host once", s.addr)
-			}
-			// A director also given as a realserver: one host, which is a realserver when a
-			// destination is one of its addresses.
-			if s.named && s.name != h.name {
-				return nil, fmt.Errorf("%s is given as director %q and as realserver %q: a host has one name", s.addr, h.name, s.name)
-			}
-			continue
-		}
-		if prev := byName[s.name]; prev != nil {
-			if s.named {
-				return nil, fmt.Errorf("two hosts are named %q (%s and %s): host names must be unique", s.name, prev.ssh, s.addr)
-			}
-			s.name = uniqueName(s.name, byName)
-		}
-		h := &importHost{name: s.name, ssh: s.addr, director: director, given: true}
-		byAddr[s.addr], byName[s.name] = h, h
-		hosts = append(hosts, h)
-	}
-	return hosts, nil
+	return imports.Hosts(ds, rs)
 }
 
-// defaultName is a DNS name's first label, when it is a valid host name, else role-n.
-func defaultName(addr, role string, n int) string {
-	if _, err := netip.ParseAddr(addr); err != nil {
-		if label, _, _ := strings.Cut(addr, "."); importHostName.MatchString(label) {
-			return label
-		}
-	}
-	return fmt.Sprintf("%s-%d", role, n)
-}
-
-func uniqueName[V any](name string, taken map[string]V) string {
-	for i := 2; ; i++ {
-		n := fmt.Sprintf("%s-%d", name, i)
-		if _, dup := taken[n]; !dup {
-			return n
-		}
-	}
-}
-
-// target is how to reach a host with the SSH flags (as the plan's ssh block will say).
-func (o *importOptions) target(name, addr string, jump *inventory.Target) inventory.Target {
-	t := inventory.Target{Name: name, Address: addr, Port: o.port, User: o.user, KnownHosts: expandHome(o.knownHosts), Sudo: o.sudo}
-	for _, f := range o.identity {
-		t.IdentityFile = append(t.IdentityFile, expandHome(f))
-	}
-	if jump != nil {
-		j := *jump
-		j.Name = name + " (jump " + o.jump + ")"
-		if j.User == "" {
-			j.User = o.user
-		}
-		j.IdentityFile, j.KnownHosts = t.IdentityFile, t.KnownHosts
-		t.Jump = &j
-	}
-	return t
+// ssh is the SSH flags, as the plan's ssh block will say them.
+func (o *importOptions) ssh() imports.SSH {
+	return imports.SSH{User: o.user, Port: o.port, IdentityFiles: o.identity, KnownHosts: o.knownHosts, Sudo: o.sudo, Jump: o.jump}
 }
 
 // jumpTarget parses --jump, "[user@]host[:port]", as the plan's jump attribute.
@@ -360,477 +245,6 @@ func (o *importOptions) jumpTarget() (*inventory.Target, error) {
 	return t, nil
 }
 
-func expandHome(p string) string {
-	if p != "~" && !strings.HasPrefix(p, "~/") {
-		return p
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return p
-	}
-	return filepath.Join(home, strings.TrimPrefix(p, "~"))
-}
-
-// sshDefaults is the plan's top-level ssh block: the SSH flags that are not tunplan's defaults, in
-// the order the README lists them. No attribute: no block.
-func (o *importOptions) sshDefaults() []sshAttr {
-	var out []sshAttr
-	if o.user != "root" {
-		out = append(out, sshAttr{"user", cty.StringVal(o.user)})
-	}
-	if o.port != 22 {
-		out = append(out, sshAttr{"port", cty.NumberIntVal(int64(o.port))})
-	}
-	switch len(o.identity) {
-	case 0:
-	case 1:
-		out = append(out, sshAttr{"identity_file", cty.StringVal(o.identity[0])})
-	default:
-		var vs []cty.Value
-		for _, f := range o.identity {
-			vs = append(vs, cty.StringVal(f))
-		}
-		out = append(out, sshAttr{"identity_file", cty.ListVal(vs)})
-	}
-	if o.knownHosts != defaultKnownHosts && expandHome(o.knownHosts) != expandHome(defaultKnownHosts) {
-		out = append(out, sshAttr{"known_hosts", cty.StringVal(o.knownHosts)})
-	}
-	if o.sudo {
-		out = append(out, sshAttr{"sudo", cty.True})
-	}
-	if o.jump != "" {
-		out = append(out, sshAttr{"jump", cty.StringVal(o.jump)})
-	}
-	return out
-}
-
-type sshAttr struct {
-	name  string
-	value cty.Value
-}
-
-// buildImport makes the plan from the hosts' inventories. Notes are what the operator should
-// know (services and hosts left out, VIPs missing on tunl0); an error is a set-up the plan cannot
-// describe.
-func buildImport(hosts []*importHost) (*importedPlan, []string, error) {
-	im := &importer{hosts: hosts, byName: map[string]*importHost{}, made: map[netip.Addr]*importHost{}, plan: &importedPlan{}}
-	for _, h := range hosts {
-		im.byName[h.name] = h
-	}
-	err := im.build()
-	return im.plan, im.notes, err
-}
-
-// importer holds what buildImport has found so far.
-type importer struct {
-	hosts     []*importHost // given on the command line, in that order
-	byName    map[string]*importHost
-	made      map[netip.Addr]*importHost // hosts made for destinations no given host has
-	madeHosts []*importHost
-	notes     []string
-	plan      *importedPlan
-}
-
-// mergedService is one service and the directors that carry it.
-type mergedService struct {
-	svc       protocol.Service
-	directors []string
-}
-
-func (im *importer) note(format string, args ...any) {
-	im.notes = append(im.notes, fmt.Sprintf(format, args...))
-}
-
-func (im *importer) skip(host, why string) {
-	im.plan.skipped = append(im.plan.skipped, host+": "+why)
-	im.note("%s: skipped %s", host, why)
-}
-
-func (im *importer) build() error {
-	services, order, err := im.mergeServices()
-	if err != nil {
-		return err
-	}
-	keys := im.apartFromHosts(services, order)
-	if len(keys) == 0 {
-		return errors.New("nothing to import: no director carries an IPv4 TCP or UDP service whose destinations all forward by tunnel (the services left out are listed above)")
-	}
-	slices.SortFunc(keys, func(a, b protocol.Key) int {
-		return cmp.Or(a.Address.Compare(b.Address), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
-	})
-	names := serviceNames(keys)
-	vips := map[netip.Addr]bool{}
-	for _, k := range keys {
-		m := services[k]
-		vips[k.Address] = true
-		is := &importService{name: names[k], svc: m.svc, directors: m.directors}
-		for _, d := range m.svc.Destinations {
-			h, err := im.realserver(d.Address)
-			if err != nil {
-				return fmt.Errorf("service %s: %w", k, err)
-			}
-			is.rs = append(is.rs, h.name)
-		}
-		for _, d := range m.directors {
-			im.byName[d].addRole(protocol.Director)
-		}
-		im.plan.services = append(im.plan.services, is)
-	}
-	if err := im.directorAddresses(vips); err != nil {
-		return err
-	}
-	for _, h := range im.hosts {
-		switch {
-		case len(h.roles) == 0 && h.director:
-			im.note("%s: left out of the plan: it carries no service that could be imported", h.name)
-		case len(h.roles) == 0:
-			im.note("%s: left out of the plan: no imported service tunnels to it (none of its addresses %v is a destination)", h.name, h.inv.Addresses)
-		default:
-			im.plan.hosts = append(im.plan.hosts, h)
-		}
-	}
-	im.plan.hosts = append(im.plan.hosts, im.madeHosts...)
-	im.tunnelDrift()
-	return nil
-}
-
-// mergeServices collects the services of every director, each once (in the order first met): a
-// service on several directors must be the same on them. Services a plan cannot express are
-// skipped.
-func (im *importer) mergeServices() (map[protocol.Key]*mergedService, []protocol.Key, error) {
-	var order []protocol.Key
-	services := map[protocol.Key]*mergedService{}
-	for _, d := range im.hosts {
-		if !d.director {
-			continue
-		}
-		for _, why := range d.inv.Skipped {
-			im.skip(d.name, why)
-		}
-		for _, s := range d.inv.Services {
-			s.Destinations = slices.Clone(s.Destinations)
-			slices.SortFunc(s.Destinations, func(x, y protocol.Destination) int {
-				return cmp.Or(x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port)) // as a plan's Desired has them
-			})
-			if why := unplannable(s); why != "" {
-				im.skip(d.name, s.Key().String()+": "+why)
-				continue
-			}
-			m := services[s.Key()]
-			if m == nil {
-				services[s.Key()] = &mergedService{svc: s, directors: []string{d.name}}
-				order = append(order, s.Key())
-				continue
-			}
-			if diff := serviceDiff(m.svc, s); diff != "" {
-				return nil, nil, fmt.Errorf("service %s differs between directors %s and %s (%s): a virtual_service is the same on all its directors; make them agree, or import them separately",
-					s.Key(), m.directors[0], d.name, diff)
-			}
-			m.directors = append(m.directors, d.name)
-		}
-	}
-	return services, order, nil
-}
-
-// apartFromHosts keeps the services whose VIP is no host's SSH address and no destination: a plan
-// keeps VIPs and hosts' addresses apart.
-func (im *importer) apartFromHosts(services map[protocol.Key]*mergedService, order []protocol.Key) []protocol.Key {
-	sshIPs := map[netip.Addr]string{}
-	for _, h := range im.hosts {
-		if a, err := netip.ParseAddr(h.ssh); err == nil {
-			sshIPs[a] = h.name
-		}
-	}
-	rips := map[netip.Addr]bool{}
-	for _, k := range order {
-		for _, d := range services[k].svc.Destinations {
-			rips[d.Address] = true
-		}
-	}
-	var keys []protocol.Key
-	for _, k := range order {
-		switch by := services[k].directors[0]; {
-		case sshIPs[k.Address] != "":
-			im.skip(by, fmt.Sprintf("%s: its VIP is the SSH address of host %s; a plan keeps them apart", k, sshIPs[k.Address]))
-		case rips[k.Address]:
-			im.skip(by, fmt.Sprintf("%s: its VIP is also a destination (a realserver's address); a plan keeps them apart", k))
-		default:
-			keys = append(keys, k)
-		}
-	}
-	return keys
-}
-
-// realserver is the host a destination tunnels to: the host read that has its address (a host is
-// found by one address only), else a host made for it, named after it and reached over SSH there.
-func (im *importer) realserver(rip netip.Addr) (*importHost, error) {
-	var found []*importHost
-	for _, h := range im.hosts {
-		if slices.Contains(h.inv.Addresses, rip) {
-			found = append(found, h)
-		}
-	}
-	switch {
-	case len(found) > 1:
-		return nil, fmt.Errorf("destination %s is an address of both %s and %s: give each realserver its own address", rip, found[0].name, found[1].name)
-	case len(found) == 1:
-		h := found[0]
-		if h.address.IsValid() && h.address != rip {
-			return nil, fmt.Errorf("host %s is the destination of both %s and %s: a plan gives a realserver one address; make the services tunnel to one of them", h.name, h.address, rip)
-		}
-		h.address = rip
-		h.addRole(protocol.Realserver)
-		return h, nil
-	}
-	if h := im.made[rip]; h != nil {
-		return h, nil
-	}
-	b := rip.As4()
-	name := fmt.Sprintf("rs-%d-%d-%d-%d", b[0], b[1], b[2], b[3])
-	if im.byName[name] != nil {
-		name = uniqueName(name, im.byName)
-	}
-	h := &importHost{name: name, ssh: rip.String(), address: rip, roles: protocol.Roles{protocol.Realserver}}
-	im.byName[name], im.made[rip] = h, h
-	im.madeHosts = append(im.madeHosts, h)
-	im.note("%s: destination %s is no address of the hosts read: the plan reaches it over SSH at that address; its tunl0 was not read (give it with --realserver to read it, or to name it)", name, rip)
-	return h, nil
-}
-
-// directorAddresses gives each director without one (as a realserver) its address: its SSH
-// address when the host has it, else its first other address that is no VIP and no other host's.
-func (im *importer) directorAddresses(vips map[netip.Addr]bool) error {
-	taken := map[netip.Addr]bool{}
-	for _, h := range append(slices.Clone(im.hosts), im.madeHosts...) {
-		if h.address.IsValid() {
-			taken[h.address] = true
-		}
-	}
-	for _, h := range im.hosts {
-		if !h.roles.Has(protocol.Director) || h.address.IsValid() {
-			continue
-		}
-		usable := func(a netip.Addr) bool {
-			return a.Is4() && a.IsGlobalUnicast() && !vips[a] && !taken[a] && slices.Contains(h.inv.Addresses, a)
-		}
-		if a, err := netip.ParseAddr(h.ssh); err == nil && usable(a) {
-			h.address = a
-		} else if i := slices.IndexFunc(h.inv.Addresses, usable); i >= 0 {
-			h.address = h.inv.Addresses[i]
-		} else {
-			return fmt.Errorf("director %s has no IPv4 address of its own to put in the plan (its addresses: %v; VIPs and other hosts' addresses excluded)", h.name, h.inv.Addresses)
-		}
-		taken[h.address] = true
-	}
-	return nil
-}
-
-// tunnelDrift notes the VIPs the hosts read lack on tunl0: drift that applying the plan fixes.
-func (im *importer) tunnelDrift() {
-	for _, s := range im.plan.services {
-		vip := netip.PrefixFrom(s.svc.Address, 32)
-		need := slices.Clone(s.directors)
-		for _, r := range s.rs {
-			if !slices.Contains(need, r) {
-				need = append(need, r)
-			}
-		}
-		for _, n := range need {
-			if h := im.byName[n]; h.given && !slices.Contains(h.inv.TunnelAddresses, vip) {
-				im.note("%s: has no %s on %s, which virtual_service %q needs there: applying the plan adds it", n, vip, protocol.TunnelDevice, s.name)
-			}
-		}
-	}
-}
-
-// addRole gives h role r (roles stay sorted: director before realserver).
-func (h *importHost) addRole(r protocol.Role) {
-	if !h.roles.Has(r) {
-		h.roles = append(h.roles, r)
-		slices.Sort(h.roles)
-	}
-}
-
-// unplannable says why a plan cannot express s, or "".
-func unplannable(s protocol.Service) string {
-	switch {
-	case s.Port == 0:
-		return "a port-0 (every port) service; a virtual_service needs a port from 1 to 65535"
-	case !s.Address.IsGlobalUnicast():
-		return "its VIP is not a unicast address"
-	case !slices.Contains(plans.Schedulers, s.Scheduler):
-		return fmt.Sprintf("scheduler %q is not one a plan may name (%s)", s.Scheduler, strings.Join(plans.Schedulers, " "))
-	case len(s.Destinations) == 0:
-		return "no destinations; a virtual_service needs at least one realserver"
-	}
-	for _, d := range s.Destinations {
-		at := netip.AddrPortFrom(d.Address, d.Port)
-		switch {
-		case d.Port != s.Port:
-			return fmt.Sprintf("destination %s has port %d; in tunnel mode the realserver receives the service port %d, so a plan cannot map ports", at, d.Port, s.Port)
-		case d.Weight > 65535:
-			return fmt.Sprintf("destination %s has weight %d; a plan's weights go from 0 to 65535", at, d.Weight)
-		}
-	}
-	return ""
-}
-
-// serviceDiff says how two directors' copies of a service differ, or "".
-func serviceDiff(a, b protocol.Service) string {
-	var out []string
-	if a.Scheduler != b.Scheduler {
-		out = append(out, fmt.Sprintf("scheduler %s vs %s", a.Scheduler, b.Scheduler))
-	}
-	if a.Persistence != b.Persistence {
-		out = append(out, fmt.Sprintf("persistence %d vs %d", a.Persistence, b.Persistence))
-	}
-	if !reflect.DeepEqual(a.Destinations, b.Destinations) {
-		out = append(out, fmt.Sprintf("destinations %s vs %s", dests(a.Destinations), dests(b.Destinations)))
-	}
-	return strings.Join(out, "; ")
-}
-
-func dests(ds []protocol.Destination) string {
-	var parts []string
-	for _, d := range ds {
-		parts = append(parts, fmt.Sprintf("%s weight %d", netip.AddrPortFrom(d.Address, d.Port), d.Weight))
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
-}
-
-// serviceNames names each service "tcp-80" when it is the only one with its protocol and port,
-// else "svc-VIP-PORT" (with "-udp"/"-tcp" when a VIP and port have both protocols).
-func serviceNames(keys []protocol.Key) map[protocol.Key]string {
-	type pp struct {
-		proto string
-		port  uint16
-	}
-	type vp struct {
-		vip  netip.Addr
-		port uint16
-	}
-	byPP, byVP := map[pp]int{}, map[vp]int{}
-	for _, k := range keys {
-		byPP[pp{k.Protocol, k.Port}]++
-		byVP[vp{k.Address, k.Port}]++
-	}
-	out := map[protocol.Key]string{}
-	for _, k := range keys {
-		switch {
-		case byPP[pp{k.Protocol, k.Port}] == 1:
-			out[k] = fmt.Sprintf("%s-%d", k.Protocol, k.Port)
-		case byVP[vp{k.Address, k.Port}] == 1:
-			out[k] = fmt.Sprintf("svc-%s-%d", k.Address, k.Port)
-		default:
-			out[k] = fmt.Sprintf("svc-%s-%d-%s", k.Address, k.Port, k.Protocol)
-		}
-	}
-	return out
-}
-
-// render writes the plan, formatted: a comment, the ssh defaults, hosts, virtual services.
-func (ip *importedPlan) render(ssh []sshAttr) []byte {
-	f := hclwrite.NewEmptyFile()
-	body := f.Body()
-	var from []string
-	for _, h := range ip.hosts {
-		if h.director {
-			from = append(from, h.name)
-		}
-	}
-	comment := "# Written by tunplan import from the live IPVS table of " + strings.Join(from, ", ") + ".\n"
-	if len(ip.skipped) > 0 {
-		comment += "# Left out (tunplan does not manage them and leaves them alone):\n"
-		for _, s := range ip.skipped {
-			comment += "#   " + s + "\n"
-		}
-	}
-	body.AppendUnstructuredTokens(hclwrite.Tokens{{Type: hclsyntax.TokenComment, Bytes: []byte(comment)}})
-	if len(ssh) > 0 {
-		body.AppendNewline()
-		b := body.AppendNewBlock("ssh", nil).Body()
-		for _, a := range ssh {
-			b.SetAttributeValue(a.name, a.value)
-		}
-	}
-	for _, h := range ip.hosts {
-		body.AppendNewline()
-		b := body.AppendNewBlock("host", []string{h.name}).Body()
-		if len(h.roles) == 1 {
-			b.SetAttributeValue("role", cty.StringVal(string(h.roles[0])))
-		} else {
-			var vs []cty.Value
-			for _, r := range h.roles {
-				vs = append(vs, cty.StringVal(string(r)))
-			}
-			b.SetAttributeValue("role", cty.ListVal(vs))
-		}
-		b.SetAttributeValue("address", cty.StringVal(h.address.String()))
-		if h.ipForwardOff {
-			b.SetAttributeValue("ip_forward", cty.False)
-		}
-		if h.ssh != h.address.String() {
-			b.AppendNewBlock("ssh", nil).Body().SetAttributeValue("host", cty.StringVal(h.ssh))
-		}
-	}
-	for _, s := range ip.services {
-		body.AppendNewline()
-		b := body.AppendNewBlock("virtual_service", []string{s.name}).Body()
-		b.SetAttributeValue("vip", cty.StringVal(s.svc.Address.String()))
-		if s.svc.Protocol != "tcp" {
-			b.SetAttributeValue("protocol", cty.StringVal(s.svc.Protocol))
-		}
-		b.SetAttributeValue("port", cty.NumberIntVal(int64(s.svc.Port)))
-		b.SetAttributeValue("scheduler", cty.StringVal(s.svc.Scheduler))
-		if s.svc.Persistence != 0 {
-			b.SetAttributeValue("persistence", cty.NumberUIntVal(uint64(s.svc.Persistence)))
-		}
-		var ds []cty.Value
-		for _, d := range s.directors {
-			ds = append(ds, cty.StringVal(d))
-		}
-		b.SetAttributeValue("directors", cty.ListVal(ds))
-		b.AppendNewline()
-		for i, d := range s.svc.Destinations {
-			if d.Weight == 1 {
-				// `realserver "rs1" {}`: an empty block on one line, which hclwrite does not make.
-				b.AppendUnstructuredTokens(hclwrite.Tokens{
-					{Type: hclsyntax.TokenIdent, Bytes: []byte("realserver")},
-					{Type: hclsyntax.TokenOQuote, Bytes: []byte(`"`)},
-					{Type: hclsyntax.TokenQuotedLit, Bytes: []byte(s.rs[i])},
-					{Type: hclsyntax.TokenCQuote, Bytes: []byte(`"`)},
-					{Type: hclsyntax.TokenOBrace, Bytes: []byte("{")},
-					{Type: hclsyntax.TokenCBrace, Bytes: []byte("}")},
-					{Type: hclsyntax.TokenNewline, Bytes: []byte("\n")},
-				})
-				continue
-			}
-			b.AppendNewBlock("realserver", []string{s.rs[i]}).Body().SetAttributeValue("weight", cty.NumberUIntVal(uint64(d.Weight)))
-		}
-	}
-	return hclwrite.Format(f.Bytes())
-}
-
-// check makes sure the plan, as loaded, asks each director for exactly the services read there.
-func (ip *importedPlan) check(desired map[string]protocol.State) error {
-	want := map[string][]protocol.Service{}
-	for _, s := range ip.services {
-		for _, d := range s.directors {
-			want[d] = append(want[d], s.svc)
-		}
-	}
-	for _, h := range ip.hosts {
-		w := want[h.name]
-		slices.SortFunc(w, func(x, y protocol.Service) int {
-			return cmp.Or(cmp.Compare(x.Protocol, y.Protocol), x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
-		})
-		if got := desired[h.name].Services; !reflect.DeepEqual(got, w) && len(got)+len(w) > 0 {
-			return fmt.Errorf("the imported plan asks %s for other services than it has (a bug in tunplan import, please report it):\nplan: %+v\nhost: %+v", h.name, got, w)
-		}
-	}
-	return nil
-}
-
 // write writes the plan to -o (through a temporary file, so a failure leaves no half plan) or to
 // standard output.
 func (o *importOptions) write(src []byte) error {
@@ -860,15 +274,16 @@ func (o *importOptions) write(src []byte) error {
 // diffPlan diffs the plan against the hosts read, as `tunplan diff` would: what applying it would
 // change there. It changes nothing. Hosts left out of the plan are not asked (the caller puts them
 // back into the run before closing it).
-func (o *importOptions) diffPlan(r *fleet.Run, ip *importedPlan, desired map[string]protocol.State) []hostChanges {
-	in := map[string]*importHost{}
-	for _, h := range ip.hosts {
-		in[h.name] = h
+func (o *importOptions) diffPlan(r *fleet.Run, p *plans.Plan) []hostChanges {
+	desired := p.Desired()
+	roles := map[string]protocol.Roles{}
+	for _, h := range p.Hosts {
+		roles[h.Name] = h.Roles
 	}
 	var hosts []*fleet.HostRun
 	for _, h := range r.Hosts {
-		if ih := in[h.Name()]; ih != nil {
-			h.Roles, h.Desired = ih.roles, desired[h.Name()]
+		if rs, ok := roles[h.Name()]; ok {
+			h.Roles, h.Desired = rs, desired[h.Name()]
 			hosts = append(hosts, h)
 		}
 	}
@@ -878,30 +293,18 @@ func (o *importOptions) diffPlan(r *fleet.Run, ip *importedPlan, desired map[str
 	return read
 }
 
-// ipForwardChange is the change a plan makes on a director whose forwarding is off.
-const ipForwardChange = "sysctl net.ipv4.ip_forward"
-
-// keepIPForward sets ip_forward = false on the directors whose net.ipv4.ip_forward the plan would
-// turn on (a TUN director does not need it; the plan then leaves it alone), drops that change from
-// read, and reports whether it set any.
-func (ip *importedPlan) keepIPForward(read []hostChanges, warnf func(string, ...any)) bool {
-	hosts := map[string]*importHost{}
-	for _, h := range ip.hosts {
-		hosts[h.name] = h
-	}
+// leaveAlone makes the plan leave alone what the hosts have where the plan language allows it
+// (imports.Plan.LeaveAlone: ip_forward = false, hide_vip = false), drops those changes from read,
+// and reports whether it changed the plan.
+func (o *importOptions) leaveAlone(ip *imports.Plan, read []hostChanges) bool {
 	set := false
 	for i, hc := range read {
-		h := hosts[hc.Host]
-		if h == nil || !h.roles.Has(protocol.Director) {
-			continue
+		changes, notes := ip.LeaveAlone(hc.Host, hc.Changes)
+		for _, n := range notes {
+			o.warnf("%s", n)
 		}
-		for j, c := range hc.Changes {
-			if c.Address == ipForwardChange && c.After == "1" {
-				h.ipForwardOff, set = true, true
-				read[i].Changes = slices.Delete(slices.Clone(hc.Changes), j, j+1)
-				warnf("%s: net.ipv4.ip_forward is %s there: the plan says ip_forward = false, so tunplan leaves it alone (a TUN director does not need it)", h.name, c.Before)
-				break
-			}
+		if notes != nil {
+			read[i].Changes, set = changes, true
 		}
 	}
 	return set

@@ -190,8 +190,8 @@ func TestImportTwoDirectors(t *testing.T) {
 		"! beijing: has no 198.18.48.190/32 on tunl0, which virtual_service \"udp-53\" needs there: applying the plan adds it\n",
 		"Wrote " + out + ": 2 directors, 3 realservers, 2 virtual services.\n",
 		"! director-1: net.ipv4.ip_forward is 0 there: the plan says ip_forward = false, so tunplan leaves it alone",
-		"Applying it would still make 0 to add, 1 to change, 0 to destroy",
-		"# realserver-1 (realserver, 198.19.0.21)\n  ~ sysctl net.ipv4.conf.all.arp_ignore  0 => 1\n",
+		"! realserver-1: arp_ignore and arp_announce are not set to hide the VIPs there: the plan says hide_vip = false, so tunplan leaves them alone\n",
+		"Applying it changes nothing on the 4 hosts read.\n",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
@@ -209,14 +209,21 @@ func TestImportTwoDirectors(t *testing.T) {
 	if !reflect.DeepEqual(f.calls, want) {
 		t.Errorf("calls %v\nwant %v", f.calls, want)
 	}
-	// director-1's forwarding is off: the plan leaves it so (ip_forward = false, in the golden
-	// file), and the check diffed the plan that would have turned it on.
+	// director-1's forwarding is off and realserver-1's ARP settings are stock: the plan leaves
+	// them so (ip_forward = false, hide_vip = false, in the golden file), and the check diffed the
+	// plan that would have changed them.
 	if st := f.desired["director-1"]; len(st.Sysctls) != 1 || st.Sysctls[0] != (protocol.Sysctl{Key: "net.ipv4.ip_forward", Value: "1"}) || desired["director-1"].Sysctls != nil {
 		t.Errorf("director-1: diffed sysctls %v, the plan's %v", st.Sysctls, desired["director-1"].Sysctls)
 	}
+	if st := f.desired["realserver-1"]; len(st.Sysctls) != 4 || len(desired["realserver-1"].Sysctls) != 2 {
+		t.Errorf("realserver-1: diffed sysctls %v, the plan's %v", st.Sysctls, desired["realserver-1"].Sysctls)
+	}
 	for name, st := range f.desired {
-		if name == "director-1" {
+		switch name {
+		case "director-1":
 			st.Sysctls = nil
+		case "realserver-1":
+			st.Sysctls = desired[name].Sysctls
 		}
 		if !reflect.DeepEqual(st, desired[name]) {
 			t.Errorf("%s: diffed against %+v, the plan asks %+v", name, st, desired[name])

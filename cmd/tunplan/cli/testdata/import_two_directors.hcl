@@ -18,8 +18,9 @@ host "lvs02" {
 }
 
 host "realserver-1" {
-  role    = "realserver"
-  address = "198.18.1.183"
+  role     = "realserver"
+  address  = "198.18.1.183"
+  hide_vip = false
   ssh {
     host = "198.19.0.21"
   }
