@@ -28,10 +28,26 @@ const (
 	OpHistory  Op = "history"  // list generations
 	OpDestroy  Op = "destroy"  // remove everything tunplan owns on the host (DryRun: only say what)
 	OpInspect  Op = "inspect"  // read the host's IPVS table and tunnel addresses for `tunplan import`; change nothing
+	OpProbe    Op = "probe"    // director: send each Probe through the tunnel and report what answered
+	OpExplain  Op = "explain"  // realserver: read the facts that decide whether it answers through the tunnel
 )
 
 func (o *Op) UnmarshalText(b []byte) error {
-	return enum(o, b, "operation", OpDiff, OpApply, OpRollback, OpHistory, OpDestroy, OpInspect)
+	return enum(o, b, "operation", OpDiff, OpApply, OpRollback, OpHistory, OpDestroy, OpInspect, OpProbe, OpExplain)
+}
+
+// ProbeOutcome is what a probe of one destination saw.
+type ProbeOutcome string
+
+const (
+	ProbeOK        ProbeOutcome = "ok"         // SYN-ACK from VIP:port, straight back from the realserver
+	ProbeRefused   ProbeOutcome = "refused"    // RST from VIP:port: nothing listens there
+	ProbeNoAnswer  ProbeOutcome = "no answer"  // nothing within the timeout
+	ProbeNotProbed ProbeOutcome = "not probed" // a UDP destination without a probe payload in the plan
+)
+
+func (o *ProbeOutcome) UnmarshalText(b []byte) error {
+	return enum(o, b, "probe outcome", ProbeOK, ProbeRefused, ProbeNoAnswer, ProbeNotProbed)
 }
 
 // Phase limits an apply to part of the changes, so the CLI can order hosts:

@@ -24,6 +24,48 @@ type Request struct {
 	DryRun bool `json:"dry_run,omitempty"`
 	// KeepHistory makes a destroy keep StateDir (its generations) and record the destroy as one.
 	KeepHistory bool `json:"keep_history,omitempty"`
+	// Probes are what a probe sends (OpProbe, to a director); TimeoutMS bounds the wait for each.
+	Probes    []Probe `json:"probes,omitempty"`
+	TimeoutMS int64   `json:"timeout_ms,omitempty"`
+	// Explain asks a realserver (OpExplain) about the paths to it that failed, or all with --explain.
+	Explain []Path `json:"explain,omitempty"`
+}
+
+// Probe is one destination of a service to test as IPVS would reach it: a TCP SYN to VIP:Port from
+// Source (the director's data address), in IPIP to RIP.
+type Probe struct {
+	Protocol string     `json:"protocol"` // "tcp"
+	VIP      netip.Addr `json:"vip"`
+	Port     uint16     `json:"port"`
+	RIP      netip.Addr `json:"rip"`
+	Source   netip.Addr `json:"source"`
+}
+
+// ProbeResult is what one probe saw.
+type ProbeResult struct {
+	Probe
+	Outcome   ProbeOutcome `json:"outcome"`
+	RTTMicros int64        `json:"rtt_us,omitempty"` // ok and refused: from the SYN to the answer
+	MSS       uint16       `json:"mss,omitempty"`    // ok: the MSS the realserver advertised
+	Detail    string       `json:"detail,omitempty"` // what else was seen (an ICMP error, …)
+}
+
+// Path is the way to a realserver that an explanation is about: the VIP:port a service listens on
+// and the director's address the replies go to.
+type Path struct {
+	Protocol string     `json:"protocol"`
+	VIP      netip.Addr `json:"vip"`
+	Port     uint16     `json:"port"`
+	Director netip.Addr `json:"director"`
+}
+
+// Fact is one thing read on a realserver that decides whether it answers through the tunnel, in
+// the order they matter; the first one not OK is the cause.
+type Fact struct {
+	Name  string `json:"name"`  // "ipip loaded", "tunl0 up", "VIP on tunl0", "rp_filter for tunl0", "listening on VIP:port", "route to the director", "arp"
+	Value string `json:"value"` // what was read: "1 (net.ipv4.conf.all.rp_filter=1)", "nginx listens on 198.18.10.182:80 only"
+	OK    bool   `json:"ok"`
+	Cause string `json:"cause,omitempty"` // when not OK: why the path fails, as a sentence
 }
 
 // LastRun is the outcome of the latest apply or rollback, recorded on the host (StateDir/last-run.json)
@@ -61,6 +103,8 @@ type Response struct {
 	Warnings    []string        `json:"warnings,omitempty"`
 	LastRun     *LastRun        `json:"last_run,omitempty"`  // diff: the latest apply or rollback, when it needs telling (not reported, or not applied)
 	Inventory   *Inventory      `json:"inventory,omitempty"` // inspect
+	Probes      []ProbeResult   `json:"probes,omitempty"`    // probe
+	Facts       []PathFacts     `json:"facts,omitempty"`     // explain
 	Error       string          `json:"error,omitempty"`
 }
 
@@ -75,4 +119,10 @@ type Inventory struct {
 	// Addresses are the host's IPv4 addresses on every other device, to match a director's
 	// destinations to the realserver that holds them.
 	Addresses []netip.Addr `json:"addresses,omitempty"`
+}
+
+// PathFacts are the facts a realserver read about one path to it.
+type PathFacts struct {
+	Path  Path   `json:"path"`
+	Facts []Fact `json:"facts"`
 }
