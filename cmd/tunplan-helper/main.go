@@ -23,7 +23,10 @@ import (
 	"github.com/tunplan/tunplan/modules/host"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
+	"github.com/tunplan/tunplan/modules/probe"
 	"github.com/tunplan/tunplan/modules/protocol"
+	"github.com/tunplan/tunplan/modules/route"
+	"github.com/tunplan/tunplan/modules/sockets"
 	"github.com/tunplan/tunplan/modules/sysctl"
 )
 
@@ -131,6 +134,9 @@ func engine() *host.Engine {
 		Sysctl:     sysctl.Proc{},
 		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request
 		IPVS:       func() (ipvs.Kernel, error) { return ipvs.Open() },
+		Sockets:    sockets.Proc{},
+		Routes:     route.Netlink{},
+		Probe:      probe.Probe,
 		Files:      files.Root("/"),
 		Helper:     self(),
 		Systemd:    systemdRuns,

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/user"
 	"slices"
@@ -40,6 +41,7 @@ type Host struct {
 	Target  inventory.Target
 	Roles   protocol.Roles
 	Desired protocol.State // what the plan wants there
+	Address netip.Addr     // the data-plane address: a director's probes' source, a realserver's RIP
 }
 
 // Phase names the step of a run a result belongs to.
@@ -225,7 +227,13 @@ func (r *Run) request(hosts []*HostRun, p Phase, build func(*HostRun) protocol.R
 			live = append(live, h)
 		}
 	}
-	r.each(live, func(h *HostRun) {
+	r.send(live, p, build)
+}
+
+// send sends one request to each of hosts, which must be connected, and records the result under
+// phase p.
+func (r *Run) send(hosts []*HostRun, p Phase, build func(*HostRun) protocol.Request) {
+	r.each(hosts, func(h *HostRun) {
 		resp, err := h.sess.Run(build(h))
 		if err == nil && resp.Error != "" {
 			err = fmt.Errorf("host %s: %s", h.Name(), resp.Error)
@@ -311,15 +319,16 @@ func (r *Run) Apply(atomic bool) bool {
 	return true
 }
 
-// undo rolls back every host this run changed to the generation it had before the run.
+// undo rolls back every host this run changed to the generation it had before the run. A host
+// whose only failure is in a verify (a director that could not probe) is rolled back too.
 func (r *Run) undo() {
 	var changed []*HostRun
 	for _, h := range r.Hosts {
-		if _, ok := h.Applied(); ok && h.Err() == nil {
+		if _, ok := h.Applied(); ok && h.sess != nil && h.ErrBeforeVerify() == nil {
 			changed = append(changed, h)
 		}
 	}
-	r.request(changed, Undo, func(h *HostRun) protocol.Request {
+	r.send(changed, Undo, func(h *HostRun) protocol.Request {
 		return protocol.Request{Op: protocol.OpRollback, Host: h.Name(), RunID: r.ID + "-undo", Actor: r.Actor, LockWaitMS: r.lockWaitMS()}
 	})
 }

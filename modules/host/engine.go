@@ -16,6 +16,8 @@ import (
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
 	"github.com/tunplan/tunplan/modules/protocol"
+	"github.com/tunplan/tunplan/modules/route"
+	"github.com/tunplan/tunplan/modules/sockets"
 	"github.com/tunplan/tunplan/modules/sysctl"
 	"github.com/tunplan/tunplan/modules/tunnel"
 )
@@ -27,6 +29,13 @@ type Engine struct {
 	Sysctl sysctl.Kernel
 	Tunnel tunnel.Kernel
 	IPVS   func() (ipvs.Kernel, error) // opened only when a service is in scope
+	// Sockets and Routes are read by explain (verify, on a realserver): what listens, and the route
+	// back to the director.
+	Sockets sockets.Kernel
+	Routes  route.Kernel
+	// Probe sends a director's verify probes (OpProbe) and reports what answered each, in order;
+	// timeout bounds the whole request.
+	Probe func(probes []protocol.Probe, timeout time.Duration) ([]protocol.ProbeResult, error)
 	// Files, when set, makes every state carry the files that rebuild it at boot (see boot.go),
 	// which run the helper at Helper; Systemd tells whether systemd runs the host.
 	Files   files.FS
@@ -84,6 +93,10 @@ func (e *Engine) Handle(req protocol.Request) protocol.Response {
 		}
 	case protocol.OpInspect:
 		resp.Inventory, err = e.inspect()
+	case protocol.OpProbe:
+		resp.Probes, err = e.probe(req)
+	case protocol.OpExplain:
+		resp.Facts, err = e.explain(req.Explain)
 	default:
 		err = fmt.Errorf("unknown operation %q", req.Op)
 	}

@@ -45,9 +45,10 @@ type Probe struct {
 type ProbeResult struct {
 	Probe
 	Outcome   ProbeOutcome `json:"outcome"`
-	RTTMicros int64        `json:"rtt_us,omitempty"` // ok and refused: from the SYN to the answer
-	MSS       uint16       `json:"mss,omitempty"`    // ok: the MSS the realserver advertised
-	Detail    string       `json:"detail,omitempty"` // what else was seen (an ICMP error, …)
+	RTTMicros int64        `json:"rtt_us,omitempty"`   // ok and refused: from the SYN to the answer
+	MSS       uint16       `json:"mss,omitempty"`      // ok: the MSS the realserver advertised
+	PathMTU   int          `json:"path_mtu,omitempty"` // the MTU of the director's route to RIP (route MTU, else its device's)
+	Detail    string       `json:"detail,omitempty"`   // what else was seen (an ICMP error, …)
 }
 
 // Path is the way to a realserver that an explanation is about: the VIP:port a service listens on

@@ -16,6 +16,7 @@ type applyOptions struct {
 	autoApprove bool
 	atomic      bool
 	exitCode    bool
+	verify      bool
 }
 
 // exitChanged is apply --exit-code's status when the run changed hosts.
@@ -31,11 +32,15 @@ converges the hosts: realservers are given new VIPs before directors send them t
 directors stop sending traffic before realservers lose a VIP. Each host's helper snapshots what it
 manages first and restores that snapshot if a change fails.
 
+--verify then runs tunplan verify on the hosts (see tunplan verify --help); with --atomic, a failed
+verify rolls back every host this run changed, and says so.
+
 Exit status: 0 on success (with --exit-code: 0 when nothing needed changing, 2 when hosts were
-changed), 1 on an error.`,
+changed), 1 on an error or a failed --verify.`,
 		Example: `  tunplan apply -f tunplan.hcl
   tunplan apply --auto-approve --atomic --hosts 'shanghai-*,role:director'
-  tunplan apply --auto-approve --json > result.json`,
+  tunplan apply --auto-approve --json > result.json
+  tunplan apply --auto-approve --verify --atomic`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if o.json && !o.autoApprove {
@@ -48,6 +53,7 @@ changed), 1 on an error.`,
 	cmd.Flags().BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for confirmation")
 	cmd.Flags().BoolVar(&o.atomic, "atomic", false, "if any host fails, roll back every host this run changed")
 	cmd.Flags().BoolVar(&o.exitCode, "exit-code", false, "exit 2 when hosts were changed, 0 when nothing needed changing")
+	cmd.Flags().BoolVar(&o.verify, "verify", false, "then verify that every destination answers through the tunnel (with --atomic, roll back if not)")
 	cmd.Flags().BoolVar(&g.json, "json", false, "write the result of every host and phase (or the plan's diagnostics) as JSON; needs --auto-approve")
 	g.addLockTimeout(cmd)
 	return cmd
@@ -86,6 +92,10 @@ func applyRun(o *applyOptions) error {
 // finish reports the run (applied: whether any apply phase was sent) and returns its exit.
 func (o *applyOptions) finish(r *fleet.Run, applied bool) error {
 	failed := len(r.Failed()) > 0
+	var v *applyVerification
+	if o.verify && !failed {
+		v = o.verifyApplied(r)
+	}
 	changed := 0
 	for _, h := range r.Hosts {
 		if _, c := h.Applied(); c {
@@ -94,7 +104,7 @@ func (o *applyOptions) finish(r *fleet.Run, applied bool) error {
 	}
 	switch {
 	case o.json:
-		if err := renderApplyJSON(o.io.Out, r, o.diags); err != nil {
+		if err := renderApplyJSON(o.io.Out, r, o.diags, v.report(r)); err != nil {
 			return err
 		}
 	case applied:
@@ -104,8 +114,11 @@ func (o *applyOptions) finish(r *fleet.Run, applied bool) error {
 	default:
 		fmt.Fprintf(o.io.Out, "\nNo changes. %s the plan.\n", matchPhrase(len(r.Hosts)))
 	}
+	if v != nil && !o.json {
+		o.reportVerify(r, v)
+	}
 	switch {
-	case failed:
+	case failed, v != nil && v.failed:
 		return errReported
 	case o.exitCode && changed > 0:
 		return exitCodeError{exitChanged}
@@ -132,7 +145,7 @@ func (o *applyOptions) report(r *fleet.Run, ok bool, changed int) {
 	fmt.Fprintln(o.io.Out)
 	for _, h := range r.Hosts {
 		gen, applied := h.Applied()
-		switch err := h.Err(); {
+		switch err := h.ErrBeforeVerify(); {
 		case err != nil:
 			if _, undone := h.Result(fleet.Undo); undone {
 				o.io.errorf("%v: could not roll back this run's changes", err)

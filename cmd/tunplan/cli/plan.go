@@ -61,7 +61,7 @@ func (g *globalOptions) selectHosts() ([]fleet.Host, error) {
 	desired := p.Desired()
 	hosts := make([]fleet.Host, 0, len(p.Hosts))
 	for _, h := range p.Hosts {
-		hosts = append(hosts, fleet.Host{Target: h.Target(), Roles: h.Roles, Desired: desired[h.Name]})
+		hosts = append(hosts, fleet.Host{Target: h.Target(), Roles: h.Roles, Desired: desired[h.Name], Address: h.Address})
 	}
 	return hosts, nil
 }

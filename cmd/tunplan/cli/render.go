@@ -212,9 +212,9 @@ type phaseJSON struct {
 }
 
 // renderApplyJSON writes apply --json: every host with the changes its diff found and the result of
-// each phase it took part in. status is "failed" when any host failed, "applied" when hosts were
-// changed, else "no-changes".
-func renderApplyJSON(w io.Writer, r *fleet.Run, diags hcl.Diagnostics) error {
+// each phase it took part in, and with --verify what verify found. status is "failed" when any host
+// (or the verify) failed, "applied" when hosts were changed, else "no-changes".
+func renderApplyJSON(w io.Writer, r *fleet.Run, diags hcl.Diagnostics, verify *verifyReport) error {
 	type hostJSON struct {
 		hostChanges
 		Phases []phaseJSON `json:"phases"`
@@ -238,13 +238,14 @@ func renderApplyJSON(w io.Writer, r *fleet.Run, diags hcl.Diagnostics) error {
 			status = "applied"
 		}
 	}
-	if len(r.Failed()) > 0 {
+	if len(r.Failed()) > 0 || (verify != nil && verify.Status != "ok") {
 		status = "failed"
 	}
 	return writeJSON(w, struct {
 		Status      string           `json:"status"`
 		Hosts       []hostJSON       `json:"hosts"`
 		Summary     tallyJSON        `json:"summary"`
+		Verify      *verifyReport    `json:"verify,omitempty"` // apply --verify
 		Diagnostics []diagnosticJSON `json:"diagnostics"`
-	}{status, out, tallyJSON{t, len(r.Failed())}, diagnosticsJSON(diags)})
+	}{status, out, tallyJSON{t, len(r.Failed())}, verify, diagnosticsJSON(diags)})
 }

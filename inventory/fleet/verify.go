@@ -1,0 +1,236 @@
+package fleet
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tunplan/tunplan/modules/protocol"
+)
+
+// The phases of a verify: the directors probe, then the realservers say why what failed failed.
+const (
+	Probe   Phase = "probe"   // directors: a SYN to VIP:port in IPIP to every TCP destination they carry
+	Explain Phase = "explain" // realservers: the facts about the paths to them that failed (or all)
+)
+
+// VerifyOptions set what a verify asks.
+type VerifyOptions struct {
+	Timeout time.Duration // how long a director waits for the answers; 0: the helper's default (1 s)
+	Explain bool          // ask the realservers about every path, not only those that failed
+}
+
+// Check is one destination of one service as one director reached it.
+type Check struct {
+	Director string       // the plan's name of the director that probed
+	Service  protocol.Key // the virtual service
+	// Realserver is the plan's name of the host at the destination's address (the RIP); "" when no
+	// host of the run has it (--hosts left it out).
+	Realserver string
+	Result     protocol.ProbeResult // what the probe saw; Outcome "not probed" for a UDP destination
+	Facts      []protocol.Fact      // what the realserver read about the path, when it was asked
+	Cause      string               // for a failed probe (or a UDP destination): why, as a sentence
+}
+
+// Failed tells whether the destination was probed and did not answer as it should.
+func (c Check) Failed() bool {
+	return c.Result.Outcome != protocol.ProbeOK && c.Result.Outcome != protocol.ProbeNotProbed
+}
+
+// Verify tests every destination of every service the run's directors carry as IPVS reaches it:
+// each director sends a SYN to VIP:port in IPIP to each TCP destination, from its data address
+// (the Probe phase). The realservers of the destinations that failed (with o.Explain, of all of
+// them; and of the UDP destinations, which are not probed) then read the facts that decide whether
+// they answer (the Explain phase), and a failed destination's cause is its realserver's first
+// failing fact. It changes nothing. A director that fails has no checks: its error is the host's.
+func (r *Run) Verify(o VerifyOptions) []Check {
+	byAddr := map[string]*HostRun{}
+	for _, h := range r.Hosts {
+		if h.Roles.Has(protocol.Realserver) && h.Address.IsValid() {
+			byAddr[h.Address.String()] = h
+		}
+	}
+	// The checks of each director, in the order of its services and destinations; its TCP checks
+	// are its probes, in the same order.
+	checks := map[*HostRun][]Check{}
+	probes := map[*HostRun][]protocol.Probe{}
+	var directors []*HostRun
+	for _, h := range r.Hosts {
+		if !h.Roles.Has(protocol.Director) {
+			continue
+		}
+		directors = append(directors, h)
+		for _, s := range h.Desired.Services {
+			for _, d := range s.Destinations {
+				p := protocol.Probe{Protocol: s.Protocol, VIP: s.Address, Port: d.Port, RIP: d.Address, Source: h.Address}
+				c := Check{Director: h.Name(), Service: s.Key(), Result: protocol.ProbeResult{Probe: p, Outcome: protocol.ProbeNotProbed}}
+				if rs := byAddr[d.Address.String()]; rs != nil {
+					c.Realserver = rs.Name()
+				}
+				if s.Protocol == "tcp" {
+					probes[h] = append(probes[h], p)
+				}
+				checks[h] = append(checks[h], c)
+			}
+		}
+	}
+	var probing []*HostRun
+	for _, h := range directors {
+		if len(probes[h]) > 0 {
+			probing = append(probing, h)
+		}
+	}
+	r.request(probing, Probe, func(h *HostRun) protocol.Request {
+		return protocol.Request{Op: protocol.OpProbe, Host: h.Name(), Probes: probes[h], TimeoutMS: o.Timeout.Milliseconds()}
+	})
+	var out []Check
+	for _, h := range directors {
+		if h.Err() != nil {
+			continue
+		}
+		if len(probes[h]) > 0 {
+			res := h.lastResult(Probe)
+			if res == nil {
+				continue
+			}
+			if got := res.Response.Probes; len(got) != len(probes[h]) {
+				res.Err = fmt.Errorf("host %s: the helper answered %d probe results for %d probes", h.Name(), len(got), len(probes[h]))
+				continue
+			}
+			i := 0
+			for j := range checks[h] {
+				if checks[h][j].Result.Protocol == "tcp" {
+					checks[h][j].Result = res.Response.Probes[i]
+					i++
+				}
+			}
+		}
+		out = append(out, checks[h]...)
+	}
+	r.explain(out, byAddr, o.Explain)
+	return out
+}
+
+// explain asks each realserver about the paths of checks that need it, and fills in their facts
+// and causes.
+func (r *Run) explain(checks []Check, byAddr map[string]*HostRun, all bool) {
+	directorAddr := map[string]protocol.Path{}
+	pathOf := func(c Check) protocol.Path {
+		p := directorAddr[c.Director]
+		p.Protocol, p.VIP, p.Port = c.Result.Protocol, c.Result.VIP, c.Result.Port
+		return p
+	}
+	for _, h := range r.Hosts {
+		directorAddr[h.Name()] = protocol.Path{Director: h.Address}
+	}
+	paths := map[*HostRun][]protocol.Path{}
+	var asked []*HostRun
+	for _, c := range checks {
+		rs := byAddr[c.Result.RIP.String()]
+		if rs == nil || !(all || c.Failed() || c.Result.Outcome == protocol.ProbeNotProbed) {
+			continue
+		}
+		p := pathOf(c)
+		if len(paths[rs]) == 0 {
+			asked = append(asked, rs)
+		}
+		if !containsPath(paths[rs], p) {
+			paths[rs] = append(paths[rs], p)
+		}
+	}
+	r.request(asked, Explain, func(h *HostRun) protocol.Request {
+		return protocol.Request{Op: protocol.OpExplain, Host: h.Name(), Explain: paths[h]}
+	})
+	facts := map[*HostRun]map[protocol.Path][]protocol.Fact{}
+	for _, h := range asked {
+		res := h.lastResult(Explain)
+		if res == nil || res.Err != nil {
+			continue
+		}
+		if len(res.Response.Facts) != len(paths[h]) {
+			res.Err = fmt.Errorf("host %s: the helper answered %d explanations for %d paths", h.Name(), len(res.Response.Facts), len(paths[h]))
+			continue
+		}
+		facts[h] = map[protocol.Path][]protocol.Fact{}
+		for _, pf := range res.Response.Facts {
+			facts[h][pf.Path] = pf.Facts
+		}
+	}
+	for i := range checks {
+		c := &checks[i]
+		rs := byAddr[c.Result.RIP.String()]
+		if rs != nil {
+			c.Facts = facts[rs][pathOf(*c)]
+		}
+		if !c.Failed() && c.Result.Outcome != protocol.ProbeNotProbed {
+			continue
+		}
+		c.Cause = cause(*c, rs)
+	}
+}
+
+// cause says why a check failed: the realserver's first failing fact, else what is known.
+func cause(c Check, rs *HostRun) string {
+	for _, f := range c.Facts {
+		if !f.OK {
+			return f.Cause
+		}
+	}
+	if !c.Failed() { // a UDP destination whose realserver finds nothing wrong
+		return ""
+	}
+	seen := ""
+	if c.Result.Detail != "" {
+		seen = " (" + c.Result.Detail + ")"
+	}
+	switch {
+	case rs == nil:
+		return fmt.Sprintf("%s is not one of the selected hosts, so it was not asked why%s", c.Result.RIP, seen)
+	case rs.Err() != nil:
+		return fmt.Sprintf("could not ask %s why: %v%s", rs.Name(), rs.Err(), seen)
+	case len(c.Facts) == 0:
+		return "the realserver said nothing about this path" + seen
+	}
+	return fmt.Sprintf("nothing %s reads explains it%s: look for a firewall or filter between %s and %s, either way", rs.Name(), seen, c.Director, rs.Name())
+}
+
+func containsPath(ps []protocol.Path, p protocol.Path) bool {
+	for _, x := range ps {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+// lastResult is the host's latest result of phase p, to amend; nil when it did not take part.
+func (h *HostRun) lastResult(p Phase) *Result {
+	for i := len(h.Results) - 1; i >= 0; i-- {
+		if h.Results[i].Phase == p {
+			return &h.Results[i]
+		}
+	}
+	return nil
+}
+
+// Undo rolls back every host this run changed to the generation it had before the run: apply
+// --verify --atomic after a failed verify. It reports whether every such host was rolled back.
+func (r *Run) Undo() bool {
+	r.undo()
+	for _, h := range r.Hosts {
+		if res, ok := h.Result(Undo); ok && res.Err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrBeforeVerify is the host's first failure in a phase other than a verify's (what apply reports
+// before apply --verify's own report).
+func (h *HostRun) ErrBeforeVerify() error {
+	for _, r := range h.Results {
+		if r.Err != nil && r.Phase != Probe && r.Phase != Explain {
+			return r.Err
+		}
+	}
+	return nil
+}

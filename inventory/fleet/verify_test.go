@@ -1,0 +1,242 @@
+package fleet
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/protocol"
+)
+
+// verifyHosts answers probes and explanations from tables, and records every request.
+type verifyHosts struct {
+	mu       sync.Mutex
+	outcome  map[string]protocol.ProbeOutcome // by RIP; ok when absent
+	probeErr map[string]string                // by director
+	short    bool                             // directors answer one probe result too few
+	facts    map[string][]protocol.Fact       // by realserver: what it reads of every path
+	reqs     map[string][]protocol.Request
+}
+
+type verifySession struct {
+	f    *verifyHosts
+	name string
+}
+
+func (f *verifyHosts) dial(t inventory.Target) (Session, error) {
+	return verifySession{f, t.Name}, nil
+}
+
+func (s verifySession) Close() error { return nil }
+
+func (s verifySession) Run(req protocol.Request) (protocol.Response, error) {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if s.f.reqs == nil {
+		s.f.reqs = map[string][]protocol.Request{}
+	}
+	s.f.reqs[s.name] = append(s.f.reqs[s.name], req)
+	resp := protocol.Response{Host: s.name}
+	switch req.Op {
+	case protocol.OpProbe:
+		if e := s.f.probeErr[s.name]; e != "" {
+			return protocol.Response{Host: s.name, Error: e}, nil
+		}
+		for _, p := range req.Probes {
+			r := protocol.ProbeResult{Probe: p, Outcome: protocol.ProbeOK, RTTMicros: 800, MSS: 1460, PathMTU: 1500}
+			if o, ok := s.f.outcome[p.RIP.String()]; ok {
+				r = protocol.ProbeResult{Probe: p, Outcome: o}
+			}
+			resp.Probes = append(resp.Probes, r)
+		}
+		if s.f.short {
+			resp.Probes = resp.Probes[1:]
+		}
+	case protocol.OpExplain:
+		for _, p := range req.Explain {
+			resp.Facts = append(resp.Facts, protocol.PathFacts{Path: p, Facts: s.f.facts[s.name]})
+		}
+	case protocol.OpDiff:
+		if s.name != "beijing" {
+			resp.Changes = []change.Change{add}
+		}
+	case protocol.OpApply, protocol.OpRollback:
+		resp.Outcome, resp.Generation = protocol.Applied, 1
+	}
+	return resp, nil
+}
+
+var (
+	vip     = netip.MustParseAddr("198.18.48.180")
+	dirAddr = netip.MustParseAddr("198.18.48.181")
+	rip1    = netip.MustParseAddr("198.18.1.183")
+	rip2    = netip.MustParseAddr("198.18.10.182")
+	ripGone = netip.MustParseAddr("198.18.10.99")
+)
+
+// verifyFleet is the two-region plan with a second, UDP, service on rs1 and a destination no host of
+// the run has.
+func verifyFleet() []Host {
+	dest := func(a netip.Addr, port uint16) protocol.Destination {
+		return protocol.Destination{Address: a, Port: port, Weight: 1, Forward: protocol.ForwardTunnel}
+	}
+	return []Host{
+		{Target: inventory.Target{Name: "lvs01"}, Roles: protocol.Roles{protocol.Director}, Address: dirAddr, Desired: protocol.State{Services: []protocol.Service{
+			{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr", Destinations: []protocol.Destination{dest(rip1, 80), dest(ripGone, 80), dest(rip2, 80)}},
+			{Protocol: "udp", Address: vip, Port: 53, Scheduler: "rr", Destinations: []protocol.Destination{dest(rip1, 53)}},
+		}}},
+		{Target: inventory.Target{Name: "shanghai"}, Roles: protocol.Roles{protocol.Realserver}, Address: rip1},
+		{Target: inventory.Target{Name: "beijing"}, Roles: protocol.Roles{protocol.Realserver}, Address: rip2},
+	}
+}
+
+var nginxOnRIP = []protocol.Fact{
+	{Name: "ipip loaded", Value: "loaded", OK: true},
+	{Name: "listening on VIP:port", Value: "nginx listens on 198.18.10.182:80 only", Cause: "nothing listens on 198.18.48.180:80 (nginx listens on 198.18.10.182:80 only)"},
+	{Name: "route to the director", Value: "blackhole", Cause: "the route back to the director (198.18.48.181) is a blackhole route: the replies are dropped"},
+}
+
+func summary(cs []Check) string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Director+" "+c.Service.String()+" "+c.Result.RIP.String()+" "+c.Realserver+" "+string(c.Result.Outcome)+" | "+c.Cause)
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestVerifyProbesAndExplainsFailures: the director probes its TCP destinations from its data
+// address, in order; only the realserver of a failed destination (and of the UDP one, which is
+// not probed) is asked why, about exactly that path; a failure's cause is its first failing fact.
+func TestVerifyProbesAndExplainsFailures(t *testing.T) {
+	f := &verifyHosts{
+		outcome: map[string]protocol.ProbeOutcome{rip2.String(): protocol.ProbeRefused, ripGone.String(): protocol.ProbeNoAnswer},
+		facts:   map[string][]protocol.Fact{"beijing": nginxOnRIP, "shanghai": {{Name: "ipip loaded", Value: "loaded", OK: true}}},
+	}
+	r := Open(verifyFleet(), f.dial, Options{Parallel: 3})
+	defer r.Close()
+	checks := r.Verify(VerifyOptions{Timeout: 1500 * time.Millisecond})
+	want := strings.Join([]string{
+		"lvs01 tcp/198.18.48.180:80 198.18.1.183 shanghai ok | ",
+		"lvs01 tcp/198.18.48.180:80 198.18.10.99  no answer | 198.18.10.99 is not one of the selected hosts, so it was not asked why",
+		"lvs01 tcp/198.18.48.180:80 198.18.10.182 beijing refused | nothing listens on 198.18.48.180:80 (nginx listens on 198.18.10.182:80 only)",
+		"lvs01 udp/198.18.48.180:53 198.18.1.183 shanghai not probed | ",
+	}, "\n")
+	if got := summary(checks); got != want {
+		t.Errorf("checks:\n%s\nwant:\n%s", got, want)
+	}
+	if len(r.Failed()) != 0 {
+		t.Errorf("failed hosts %v", r.Failed())
+	}
+	probe := f.reqs["lvs01"]
+	if len(probe) != 1 || probe[0].Op != protocol.OpProbe || probe[0].TimeoutMS != 1500 || len(probe[0].Probes) != 3 {
+		t.Fatalf("director's requests %+v", probe)
+	}
+	for i, rip := range []netip.Addr{rip1, ripGone, rip2} {
+		if p := probe[0].Probes[i]; p != (protocol.Probe{Protocol: "tcp", VIP: vip, Port: 80, RIP: rip, Source: dirAddr}) {
+			t.Errorf("probe %d: %+v", i, p)
+		}
+	}
+	if b := f.reqs["beijing"]; len(b) != 1 || b[0].Op != protocol.OpExplain || !slices.Equal(b[0].Explain, []protocol.Path{{Protocol: "tcp", VIP: vip, Port: 80, Director: dirAddr}}) {
+		t.Errorf("beijing's requests %+v", b)
+	}
+	if s := f.reqs["shanghai"]; len(s) != 1 || !slices.Equal(s[0].Explain, []protocol.Path{{Protocol: "udp", VIP: vip, Port: 53, Director: dirAddr}}) {
+		t.Errorf("shanghai was asked %+v, want only about the UDP path", s)
+	}
+	if c := checks[2]; len(c.Facts) != 3 || c.Result.Outcome != protocol.ProbeRefused || !c.Failed() {
+		t.Errorf("beijing's check %+v", c)
+	}
+	if c := checks[0]; c.Result.MSS != 1460 || c.Result.RTTMicros != 800 || c.Result.PathMTU != 1500 || c.Failed() || c.Facts != nil {
+		t.Errorf("shanghai's check %+v", c)
+	}
+	for _, h := range r.Hosts {
+		if _, ok := h.Result(Probe); ok != (h.Name() == "lvs01") {
+			t.Errorf("%s took part in the probe phase: %v", h.Name(), ok)
+		}
+	}
+}
+
+// TestVerifyExplainAll asks every realserver about every path to it, and keeps its facts on the
+// checks that passed without a cause.
+func TestVerifyExplainAll(t *testing.T) {
+	f := &verifyHosts{facts: map[string][]protocol.Fact{"beijing": {{Name: "ipip loaded", Value: "loaded", OK: true}}, "shanghai": {{Name: "ipip loaded", Value: "loaded", OK: true}}}}
+	r := Open(verifyFleet(), f.dial, Options{Parallel: 1})
+	checks := r.Verify(VerifyOptions{Explain: true})
+	if len(f.reqs["shanghai"]) != 1 || len(f.reqs["shanghai"][0].Explain) != 2 || len(f.reqs["beijing"]) != 1 {
+		t.Errorf("explain requests: shanghai %+v, beijing %+v", f.reqs["shanghai"], f.reqs["beijing"])
+	}
+	for _, c := range checks {
+		if c.Failed() || c.Cause != "" || (c.Realserver != "" && len(c.Facts) != 1) {
+			t.Errorf("%+v", c)
+		}
+	}
+	if probe := f.reqs["lvs01"][0]; probe.TimeoutMS != 0 {
+		t.Errorf("timeout %d ms, want the helper's default (0)", probe.TimeoutMS)
+	}
+}
+
+// TestVerifyDirectorFailures: a director that cannot probe, or answers for other probes than it
+// was sent, is a failed host with no checks, and nobody is asked why.
+func TestVerifyDirectorFailures(t *testing.T) {
+	for name, f := range map[string]*verifyHosts{
+		"helper error": {probeErr: map[string]string{"lvs01": "probe: raw socket: operation not permitted"}},
+		"short answer": {short: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := Open(verifyFleet(), f.dial, Options{Parallel: 3})
+			checks := r.Verify(VerifyOptions{})
+			failed := r.Failed()
+			if len(checks) != 0 || len(failed) != 1 || failed[0].Name() != "lvs01" {
+				t.Fatalf("checks %v, failed %v", summary(checks), failed)
+			}
+			if err := failed[0].Err().Error(); !strings.Contains(err, "host lvs01: ") {
+				t.Errorf("error %q", err)
+			}
+			if len(f.reqs["beijing"])+len(f.reqs["shanghai"]) != 0 {
+				t.Errorf("realservers asked: %v", f.reqs)
+			}
+		})
+	}
+}
+
+// TestVerifyUnreachableRealserver: the cause of a failure whose realserver cannot be asked says so.
+func TestVerifyUnreachableRealserver(t *testing.T) {
+	f := &verifyHosts{outcome: map[string]protocol.ProbeOutcome{rip2.String(): protocol.ProbeNoAnswer}}
+	dial := func(t inventory.Target) (Session, error) {
+		if t.Name == "beijing" {
+			return nil, errors.New("host beijing: connect 198.19.0.22:22: connection refused")
+		}
+		return f.dial(t)
+	}
+	r := Open(verifyFleet(), dial, Options{Parallel: 3})
+	checks := r.Verify(VerifyOptions{})
+	if c := checks[2]; c.Realserver != "beijing" || c.Cause != "could not ask beijing why: host beijing: connect 198.19.0.22:22: connection refused" {
+		t.Errorf("%+v", c)
+	}
+}
+
+// TestUndoAfterVerify: after a verify that failed, Undo rolls back every host the run changed,
+// also a director whose probe failed, and none it did not change.
+func TestUndoAfterVerify(t *testing.T) {
+	f := &verifyHosts{probeErr: map[string]string{"lvs01": "probe: raw socket: operation not permitted"}}
+	r := Open(verifyFleet(), f.dial, Options{Parallel: 3})
+	r.Diff(true)
+	if !r.Apply(true) {
+		t.Fatalf("apply failed: %v", r.Failed())
+	}
+	r.Verify(VerifyOptions{})
+	if !r.Undo() {
+		t.Fatal("undo failed")
+	}
+	for _, h := range r.Hosts {
+		_, undone := h.Result(Undo)
+		if want := h.Name() != "beijing"; undone != want { // beijing had nothing to change
+			t.Errorf("%s: undone %v, want %v (phases %s)", h.Name(), undone, want, phases(h))
+		}
+	}
+}
