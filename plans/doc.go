@@ -24,6 +24,7 @@
 //	  vip_device = "tunl0"                          # director only: device that carries the VIPs
 //	  ip_forward = true                             # director only: false leaves net.ipv4.ip_forward alone
 //	  hide_vip   = true                             # realserver only: false leaves arp_ignore and arp_announce alone
+//	  tunnel_mss = 1440                             # realserver only: advmss of its default routes (536..65495)
 //	  ssh { host = "198.19.0.11" }                  # same attributes as the top-level ssh block, plus host
 //	}                                               # (the SSH address; default: address)
 //
@@ -37,6 +38,13 @@
 //	  realserver "shanghai" { weight = 1 }          # weight 0..65535 (default 1; 0 drains); port, if
 //	}                                               # given, must equal the service port
 //
+//	virtual_service "dns" {                         # protocol = "udp", …
+//	  probe {                                       # UDP only: what tunplan verify sends (Plan.Probes)
+//	    send_hex = "7470 0100 0001 …"               # or send = "text": 1..1400 bytes (required)
+//	    expect   = "…"                              # or expect_hex: the reply's first bytes (default: any)
+//	  }
+//	}
+//
 // Any block may be generated with a dynamic block (hashicorp/hcl ext/dynblock: for_each, iterator,
 // labels, content), and expressions may use for-expressions and the functions listed in README.md
 // (format, range, concat, merge, cidrhost, cidrsubnet, …).
@@ -44,7 +52,8 @@
 // # Desired state
 //
 // A realserver of any VIP gets the ipip module, tunl0 carrying every VIP it serves as /32,
-// rp_filter=0 on all and tunl0, arp_ignore=1 and arp_announce=2 (unless hide_vip = false). A director gets ip_vs and
+// rp_filter=0 on all and tunl0, arp_ignore=1 and arp_announce=2 (unless hide_vip = false), and
+// with tunnel_mss that advmss on its IPv4 default routes (State.Routes). A director gets ip_vs and
 // ip_vs_<scheduler> for each scheduler it uses (and ipip when the VIPs go on tunl0),
 // net.ipv4.ip_forward=1 unless ip_forward = false, its vip_device carrying its VIPs as /32, and one
 // IPVS service per virtual_service it carries, whose destinations are the realservers' addresses on

@@ -12,9 +12,15 @@ import (
 )
 
 var hostSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "role"}, {Name: "address"}, {Name: "vip_device"}, {Name: "ip_forward"}, {Name: "hide_vip"}},
+	Attributes: []hcl.AttributeSchema{{Name: "role"}, {Name: "address"}, {Name: "vip_device"}, {Name: "ip_forward"}, {Name: "hide_vip"}, {Name: "tunnel_mss"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "ssh"}},
 }
+
+// The MSS tunnel_mss accepts: IPv4's minimum (RFC 879), up to the largest a 65535-byte packet holds.
+const (
+	MinTunnelMSS = 536
+	MaxTunnelMSS = 65495
+)
 
 // hostName is what a host may be called: it appears in messages, logs and generations on hosts.
 var hostName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
@@ -82,6 +88,15 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 			h.HideVIP = v
 			if len(h.Roles) > 0 && !h.Has(protocol.Realserver) {
 				l.errorf(a.NameRange, "Attribute applies to realservers only", "hide_vip keeps a realserver from answering ARP for the VIPs it holds; host %q is not a realserver. Remove it.", h.Name)
+			}
+		}
+	}
+
+	if a := c.Attributes["tunnel_mss"]; a != nil {
+		if v, ok := l.intIn(a, MinTunnelMSS, MaxTunnelMSS, "tunnel_mss", "an MSS from 536 to 65495 bytes: the path MTU through the tunnel less 60 (1440 on a 1500-byte path)"); ok {
+			h.TunnelMSS = uint32(v)
+			if len(h.Roles) > 0 && !h.Has(protocol.Realserver) {
+				l.errorf(a.NameRange, "Attribute applies to realservers only", "tunnel_mss is the MSS a realserver offers the clients it answers directly; host %q is not a realserver. Remove it.", h.Name)
 			}
 		}
 	}

@@ -37,6 +37,7 @@ type Host struct {
 	VIPDevice string // director: device that carries the VIPs (default tunl0)
 	IPForward bool   // director: set net.ipv4.ip_forward=1 (default true)
 	HideVIP   bool   // realserver: set arp_ignore=1 and arp_announce=2, so it never answers ARP for a VIP (default true)
+	TunnelMSS uint32 // realserver: the advmss of its IPv4 default routes, the MSS it offers clients; 0 leaves it alone
 	DeclRange hcl.Range
 
 	ranges struct {
@@ -61,7 +62,10 @@ type VirtualService struct {
 	Persistence uint32 // seconds; 0 = not persistent
 	Directors   []string
 	Realservers []RealserverRef
-	DeclRange   hcl.Range
+	// Probe is what tunplan verify sends to each destination of a UDP service and expects back (its
+	// probe block); nil: none, its destinations are not probed. Not part of any host's state.
+	Probe     *protocol.Payload
+	DeclRange hcl.Range
 
 	ranges struct {
 		vip         hcl.Range
@@ -175,6 +179,7 @@ func (p *Plan) Desired() map[string]protocol.State {
 		sysctls  map[string]string
 		links    map[string]map[netip.Prefix]bool
 		services []protocol.Service
+		mss      uint32 // a realserver's tunnel_mss
 	}
 	accs := map[string]*acc{}
 	get := func(name string) *acc {
@@ -215,6 +220,7 @@ func (p *Plan) Desired() map[string]protocol.State {
 					a.sysctls[sc.Key] = sc.Value
 				}
 			}
+			a.mss = rh.TunnelMSS
 			addAddr(a, protocol.TunnelDevice, s.VIP)
 		}
 		slices.SortFunc(svc.Destinations, func(x, y protocol.Destination) int {
@@ -261,11 +267,27 @@ func (p *Plan) Desired() map[string]protocol.State {
 			st.Links = append(st.Links, l)
 		}
 		slices.SortFunc(st.Links, func(x, y protocol.Link) int { return cmp.Compare(x.Name, y.Name) })
+		if a.mss != 0 {
+			st.Routes = []protocol.RouteMSS{{Dst: protocol.DefaultRoute, AdvMSS: a.mss}}
+		}
 		st.Services = a.services
 		slices.SortFunc(st.Services, func(x, y protocol.Service) int {
 			return cmp.Or(cmp.Compare(x.Protocol, y.Protocol), x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
 		})
 		out[h.Name] = st
+	}
+	return out
+}
+
+// Probes are the probes of the UDP services whose plan has a probe block, by service: what tunplan
+// verify's directors send to each of their destinations, and the bytes the replies must start with.
+// They are not part of any host's desired state: nothing on a host changes with them.
+func (p *Plan) Probes() map[protocol.Key]protocol.Payload {
+	out := map[protocol.Key]protocol.Payload{}
+	for _, s := range p.Services {
+		if s.Probe != nil {
+			out[protocol.Key{Protocol: s.Protocol, Address: s.VIP, Port: s.Port}] = *s.Probe
+		}
 	}
 	return out
 }

@@ -45,9 +45,10 @@ func main() {
 		fmt.Println("tunplan-helper", selfHash())
 		return
 	}
-	// At boot (the restore unit): the latest generation's state again, each change to the journal.
+	// At boot (the restore units): the latest generation's state again, each change to the journal.
 	if len(os.Args) > 1 && os.Args[1] == "restore" {
-		if err := engine().Restore(os.Stdout); err != nil {
+		late := len(os.Args) > 2 && os.Args[2] == "--late" // the unit after network-online.target
+		if err := engine().Restore(os.Stdout, late); err != nil {
 			fmt.Fprintln(os.Stderr, "tunplan-helper restore:", err)
 			os.Exit(1)
 		}
@@ -133,6 +134,7 @@ func engine() *host.Engine {
 		Kmod:       kmod.System{},
 		Sysctl:     sysctl.Proc{},
 		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request
+		MSS:        &netlink.Handle{},
 		IPVS:       func() (ipvs.Kernel, error) { return ipvs.Open() },
 		Sockets:    sockets.Proc{},
 		Routes:     route.Netlink{},

@@ -42,6 +42,9 @@ type Host struct {
 	Roles   protocol.Roles
 	Desired protocol.State // what the plan wants there
 	Address netip.Addr     // the data-plane address: a director's probes' source, a realserver's RIP
+	// UDPProbes are what a director's verify sends to the destinations of its UDP services, by
+	// service (the plan's probe blocks); a UDP service without one is not probed.
+	UDPProbes map[protocol.Key]protocol.Payload
 }
 
 // Phase names the step of a run a result belongs to.

@@ -9,7 +9,7 @@ import (
 
 // The phases of a verify: the directors probe, then the realservers say why what failed failed.
 const (
-	Probe   Phase = "probe"   // directors: a SYN to VIP:port in IPIP to every TCP destination they carry
+	Probe   Phase = "probe"   // directors: a SYN (or the plan's UDP datagram) to VIP:port in IPIP to every destination they carry
 	Explain Phase = "explain" // realservers: the facts about the paths to them that failed (or all)
 )
 
@@ -26,9 +26,9 @@ type Check struct {
 	// Realserver is the plan's name of the host at the destination's address (the RIP); "" when no
 	// host of the run has it (--hosts left it out).
 	Realserver string
-	Result     protocol.ProbeResult // what the probe saw; Outcome "not probed" for a UDP destination
+	Result     protocol.ProbeResult // what the probe saw; Outcome "not probed" for a UDP destination without a probe
 	Facts      []protocol.Fact      // what the realserver read about the path, when it was asked
-	Cause      string               // for a failed probe (or a UDP destination): why, as a sentence
+	Cause      string               // for a failed probe (or a UDP destination not probed): why, as a sentence
 }
 
 // Failed tells whether the destination was probed and did not answer as it should.
@@ -37,11 +37,13 @@ func (c Check) Failed() bool {
 }
 
 // Verify tests every destination of every service the run's directors carry as IPVS reaches it:
-// each director sends a SYN to VIP:port in IPIP to each TCP destination, from its data address
-// (the Probe phase). The realservers of the destinations that failed (with o.Explain, of all of
-// them; and of the UDP destinations, which are not probed) then read the facts that decide whether
-// they answer (the Explain phase), and a failed destination's cause is its realserver's first
-// failing fact. It changes nothing. A director that fails has no checks: its error is the host's.
+// each director sends a SYN to VIP:port in IPIP to each TCP destination, and the datagram of the
+// service's probe (Host.UDPProbes) to each UDP destination, from its data address (the Probe phase).
+// The realservers of the destinations that failed (with o.Explain, of all of them; and of the UDP
+// destinations without a probe, which are not probed) then read the facts that decide whether they
+// answer (the Explain phase), and a failed destination's cause is its realserver's first failing
+// fact; a wrong reply's is what was wrong with it (the path works). It changes nothing. A director
+// that fails has no checks: its error is the host's.
 func (r *Run) Verify(o VerifyOptions) []Check {
 	byAddr := map[string]*HostRun{}
 	for _, h := range r.Hosts {
@@ -49,8 +51,8 @@ func (r *Run) Verify(o VerifyOptions) []Check {
 			byAddr[h.Address.String()] = h
 		}
 	}
-	// The checks of each director, in the order of its services and destinations; its TCP checks
-	// are its probes, in the same order.
+	// The checks of each director, in the order of its services and destinations; those it probes
+	// (TCP, and UDP with a probe) are its probes, in the same order.
 	checks := map[*HostRun][]Check{}
 	probes := map[*HostRun][]protocol.Probe{}
 	var directors []*HostRun
@@ -62,11 +64,14 @@ func (r *Run) Verify(o VerifyOptions) []Check {
 		for _, s := range h.Desired.Services {
 			for _, d := range s.Destinations {
 				p := protocol.Probe{Protocol: s.Protocol, VIP: s.Address, Port: d.Port, RIP: d.Address, Source: h.Address}
+				if s.Protocol == "udp" {
+					p.Payload = h.UDPProbes[s.Key()]
+				}
 				c := Check{Director: h.Name(), Service: s.Key(), Result: protocol.ProbeResult{Probe: p, Outcome: protocol.ProbeNotProbed}}
 				if rs := byAddr[d.Address.String()]; rs != nil {
 					c.Realserver = rs.Name()
 				}
-				if s.Protocol == "tcp" {
+				if probed(p) {
 					probes[h] = append(probes[h], p)
 				}
 				checks[h] = append(checks[h], c)
@@ -98,7 +103,7 @@ func (r *Run) Verify(o VerifyOptions) []Check {
 			}
 			i := 0
 			for j := range checks[h] {
-				if checks[h][j].Result.Protocol == "tcp" {
+				if probed(checks[h][j].Result.Probe) {
 					checks[h][j].Result = res.Response.Probes[i]
 					i++
 				}
@@ -110,8 +115,13 @@ func (r *Run) Verify(o VerifyOptions) []Check {
 	return out
 }
 
+// probed tells whether a director sends p: a TCP probe, or a UDP one with a datagram to send.
+func probed(p protocol.Probe) bool {
+	return p.Protocol == "tcp" || p.Protocol == "udp" && p.Send != ""
+}
+
 // explain asks each realserver about the paths of checks that need it, and fills in their facts
-// and causes.
+// and causes. A wrong reply needs no explanation (its path works): it is asked about only with all.
 func (r *Run) explain(checks []Check, byAddr map[string]*HostRun, all bool) {
 	directorAddr := map[string]protocol.Path{}
 	pathOf := func(c Check) protocol.Path {
@@ -126,7 +136,7 @@ func (r *Run) explain(checks []Check, byAddr map[string]*HostRun, all bool) {
 	var asked []*HostRun
 	for _, c := range checks {
 		rs := byAddr[c.Result.RIP.String()]
-		if rs == nil || !(all || c.Failed() || c.Result.Outcome == protocol.ProbeNotProbed) {
+		if rs == nil || !(all || c.Failed() && c.Result.Outcome != protocol.ProbeWrongReply || c.Result.Outcome == protocol.ProbeNotProbed) {
 			continue
 		}
 		p := pathOf(c)
@@ -168,8 +178,15 @@ func (r *Run) explain(checks []Check, byAddr map[string]*HostRun, all bool) {
 	}
 }
 
-// cause says why a check failed: the realserver's first failing fact, else what is known.
+// cause says why a check failed: the realserver's first failing fact, else what is known; for a
+// wrong reply, what was wrong with it.
 func cause(c Check, rs *HostRun) string {
+	if c.Result.Outcome == protocol.ProbeWrongReply {
+		if c.Result.Detail == "" {
+			return "the realserver answered through the tunnel, but not as the plan's probe expects"
+		}
+		return c.Result.Detail
+	}
 	for _, f := range c.Facts {
 		if !f.OK {
 			return f.Cause

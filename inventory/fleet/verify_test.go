@@ -17,7 +17,8 @@ import (
 // verifyHosts answers probes and explanations from tables, and records every request.
 type verifyHosts struct {
 	mu       sync.Mutex
-	outcome  map[string]protocol.ProbeOutcome // by RIP; ok when absent
+	outcome  map[string]protocol.ProbeOutcome // by "udp/RIP", else by RIP; ok when absent
+	detail   map[string]string                // by "udp/RIP", else by RIP
 	probeErr map[string]string                // by director
 	short    bool                             // directors answer one probe result too few
 	facts    map[string][]protocol.Fact       // by realserver: what it reads of every path
@@ -50,8 +51,15 @@ func (s verifySession) Run(req protocol.Request) (protocol.Response, error) {
 		}
 		for _, p := range req.Probes {
 			r := protocol.ProbeResult{Probe: p, Outcome: protocol.ProbeOK, RTTMicros: 800, MSS: 1460, PathMTU: 1500}
-			if o, ok := s.f.outcome[p.RIP.String()]; ok {
-				r = protocol.ProbeResult{Probe: p, Outcome: o}
+			key := p.RIP.String()
+			if _, ok := s.f.outcome[p.Protocol+"/"+key]; ok {
+				key = p.Protocol + "/" + key
+			}
+			if o, ok := s.f.outcome[key]; ok {
+				r = protocol.ProbeResult{Probe: p, Outcome: o, Detail: s.f.detail[key]}
+			}
+			if p.Protocol == "udp" {
+				r.MSS = 0
 			}
 			resp.Probes = append(resp.Probes, r)
 		}
@@ -238,5 +246,76 @@ func TestUndoAfterVerify(t *testing.T) {
 		if want := h.Name() != "beijing"; undone != want { // beijing had nothing to change
 			t.Errorf("%s: undone %v, want %v (phases %s)", h.Name(), undone, want, phases(h))
 		}
+	}
+}
+
+// TestVerifyUDPProbes: a UDP service with a probe in the plan is probed like a TCP one, its payload
+// in each probe, in the order of the destinations; a refused one is explained by its realserver, a
+// wrong reply is not (the path works: the cause is what was wrong with the reply); a UDP service
+// without a probe stays not probed, and a TCP probe never carries a payload.
+func TestVerifyUDPProbes(t *testing.T) {
+	hosts := verifyFleet()
+	dns := protocol.Key{Protocol: "udp", Address: vip, Port: 53}
+	dest := func(a netip.Addr, port uint16) protocol.Destination {
+		return protocol.Destination{Address: a, Port: port, Weight: 1, Forward: protocol.ForwardTunnel}
+	}
+	st := &hosts[0].Desired
+	st.Services[1].Destinations = []protocol.Destination{dest(rip1, 53), dest(ripGone, 53), dest(rip2, 53)}
+	st.Services = append(st.Services, protocol.Service{Protocol: "udp", Address: vip, Port: 514, Scheduler: "rr", Destinations: []protocol.Destination{dest(rip2, 514)}})
+	payload := protocol.Payload{Send: "\x74\x70\x01\x00", Expect: "\x74\x70"}
+	hosts[0].UDPProbes = map[protocol.Key]protocol.Payload{dns: payload, {Protocol: "tcp", Address: vip, Port: 80}: {Send: "x"}}
+	wrong := "reply does not start with the expected bytes: got 0000, 2 bytes"
+	f := &verifyHosts{
+		outcome: map[string]protocol.ProbeOutcome{"udp/" + rip1.String(): protocol.ProbeWrongReply, "udp/" + rip2.String(): protocol.ProbeRefused},
+		detail:  map[string]string{"udp/" + rip1.String(): wrong, "udp/" + rip2.String(): "ICMP port unreachable from " + vip.String()},
+		facts: map[string][]protocol.Fact{"beijing": {{Name: "listening on VIP:port", Value: "nothing",
+			Cause: "nothing listens on 198.18.48.180:53 (nor on any other address on port 53)"}}},
+	}
+	r := Open(hosts, f.dial, Options{Parallel: 3})
+	defer r.Close()
+	checks := r.Verify(VerifyOptions{})
+	want := strings.Join([]string{
+		"lvs01 tcp/198.18.48.180:80 198.18.1.183 shanghai ok | ",
+		"lvs01 tcp/198.18.48.180:80 198.18.10.99  ok | ",
+		"lvs01 tcp/198.18.48.180:80 198.18.10.182 beijing ok | ",
+		"lvs01 udp/198.18.48.180:53 198.18.1.183 shanghai wrong reply | " + wrong,
+		"lvs01 udp/198.18.48.180:53 198.18.10.99  ok | ",
+		"lvs01 udp/198.18.48.180:53 198.18.10.182 beijing refused | nothing listens on 198.18.48.180:53 (nor on any other address on port 53)",
+		"lvs01 udp/198.18.48.180:514 198.18.10.182 beijing not probed | nothing listens on 198.18.48.180:53 (nor on any other address on port 53)",
+	}, "\n")
+	if got := summary(checks); got != want {
+		t.Errorf("checks:\n%s\nwant:\n%s", got, want)
+	}
+	probe := f.reqs["lvs01"]
+	if len(probe) != 1 || len(probe[0].Probes) != 6 {
+		t.Fatalf("director's requests %+v", probe)
+	}
+	for i, p := range probe[0].Probes {
+		want := protocol.Probe{Protocol: "tcp", VIP: vip, Port: 80, RIP: []netip.Addr{rip1, ripGone, rip2}[i%3], Source: dirAddr}
+		if i >= 3 {
+			want.Protocol, want.Port, want.Payload = "udp", 53, payload
+		}
+		if p != want {
+			t.Errorf("probe %d: %+v, want %+v", i+1, p, want)
+		}
+	}
+	if c := checks[3]; !c.Failed() || c.Facts != nil || c.Result.Send != payload.Send {
+		t.Errorf("the wrong reply: %+v", c)
+	}
+	// Beijing is asked about its refused UDP path and the one not probed; shanghai, whose reply was
+	// wrong, is not asked.
+	if b := f.reqs["beijing"]; len(b) != 1 || !slices.Equal(b[0].Explain, []protocol.Path{
+		{Protocol: "udp", VIP: vip, Port: 53, Director: dirAddr}, {Protocol: "udp", VIP: vip, Port: 514, Director: dirAddr}}) {
+		t.Errorf("beijing's requests %+v", b)
+	}
+	if s := f.reqs["shanghai"]; len(s) != 0 {
+		t.Errorf("shanghai was asked %+v", s)
+	}
+
+	// With --explain, the realserver of a wrong reply tells its facts too; the cause stays the reply's.
+	f.reqs = nil
+	checks = Open(hosts, f.dial, Options{Parallel: 3}).Verify(VerifyOptions{Explain: true})
+	if len(f.reqs["shanghai"]) != 1 || checks[3].Cause != wrong {
+		t.Errorf("explain all: shanghai asked %+v, check %+v", f.reqs["shanghai"], checks[3])
 	}
 }

@@ -3,9 +3,11 @@ package host
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/tunplan/tunplan/modules/change"
+	"github.com/tunplan/tunplan/modules/mss"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -22,6 +24,10 @@ import (
 //     after modules and sysctls are loaded and before the network is set up, that runs
 //     `tunplan-helper restore`: the latest generation's state applied again, touching only what
 //     tunplan owns, each change written to the journal.
+//   - protocol.RestoreLateUnit, only for a state that sets the advmss of the default routes
+//     (tunnel_mss): the early unit runs before the network is configured, when those routes do not
+//     exist yet, so it leaves them to this one, ordered after network-online.target, which runs
+//     `tunplan-helper restore --late`.
 //
 // A host whose state is empty gets none of them. A unit file is read by systemd at boot, so no
 // systemctl call is needed; without systemd the files are still written, and apply warns.
@@ -32,6 +38,8 @@ func bootFiles(helper string, st protocol.State) []protocol.File {
 	sysctls := protocol.File{Path: protocol.SysctlFile, Missing: true}
 	unit := protocol.File{Path: protocol.RestoreUnit, Missing: true}
 	link := protocol.File{Path: protocol.RestoreLink, Missing: true}
+	late := protocol.File{Path: protocol.RestoreLateUnit, Missing: true}
+	lateLink := protocol.File{Path: protocol.RestoreLateLink, Missing: true}
 	if len(st.Modules) > 0 {
 		mods = protocol.File{Path: protocol.ModulesLoad, Content: "# Written by tunplan: kernel modules this host needs from boot on.\n" + strings.Join(st.Modules, "\n") + "\n"}
 	}
@@ -47,7 +55,11 @@ func bootFiles(helper string, st protocol.State) []protocol.File {
 		unit = protocol.File{Path: protocol.RestoreUnit, Content: restoreUnit(helper)}
 		link = protocol.File{Path: protocol.RestoreLink, Link: protocol.RestoreUnit}
 	}
-	return []protocol.File{mods, sysctls, link, unit}
+	if slices.ContainsFunc(st.Routes, func(r protocol.RouteMSS) bool { return r.AdvMSS != 0 }) {
+		late = protocol.File{Path: protocol.RestoreLateUnit, Content: restoreLateUnit(helper)}
+		lateLink = protocol.File{Path: protocol.RestoreLateLink, Link: protocol.RestoreLateUnit}
+	}
+	return []protocol.File{mods, sysctls, lateLink, link, late, unit}
 }
 
 // restoreUnit is the oneshot unit that runs helper's restore at boot.
@@ -72,6 +84,27 @@ WantedBy=sysinit.target
 `
 }
 
+// restoreLateUnit is the unit that restores, once the network is online, what the early restore
+// could not (the advmss of default routes).
+func restoreLateUnit(helper string) string {
+	return `# Written by tunplan: sets at boot, once the network is online, what tunplan applied to this host
+# that needs the network configured first (the advmss of the default routes: tunnel_mss).
+[Unit]
+Description=tunplan: restore LVS-TUN state that needs the network (advmss of default routes)
+After=network-online.target tunplan-restore.service
+Wants=network-online.target
+ConditionPathExists=` + helper + `
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=` + helper + ` restore --late
+
+[Install]
+WantedBy=multi-user.target
+`
+}
+
 // withBoot is st with the files that rebuild it at boot (st unchanged when the engine has no file
 // boundary).
 func (e *Engine) withBoot(st protocol.State) protocol.State {
@@ -91,10 +124,12 @@ func (e *Engine) bootWarning(want protocol.State) string {
 		"have the host's init system run `%s restore` once the network devices exist", protocol.RestoreUnit, e.Helper)
 }
 
-// Restore rebuilds the latest generation's state, as the boot unit asks: it applies what the last
+// Restore rebuilds the latest generation's state, as the boot units ask: it applies what the last
 // apply or rollback left, touching only what tunplan owns, and writes each change to log. It records
-// no generation: the host comes back to the one it had.
-func (e *Engine) Restore(log io.Writer) error {
+// no generation: the host comes back to the one it had. The early unit runs before the network is
+// configured: a route's advmss that cannot be set then (no default route yet) is left, with a line,
+// to the late unit, which runs after network-online.target with late set, where it is an error.
+func (e *Engine) Restore(log io.Writer, late bool) error {
 	return e.locked(protocol.Request{Actor: "tunplan-helper restore", LockWaitMS: 60_000}, func() error {
 		ns, err := e.generationNumbers()
 		if err != nil {
@@ -112,12 +147,25 @@ func (e *Engine) Restore(log io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "tunplan-helper restore: generation %d (%s of run %s by %s at %s): %d changes\n", g.N, g.Kind, g.RunID, g.Actor, g.Time, len(steps))
-		for _, c := range change.Changes(steps) {
+		var routes []change.Step
+		if !late {
+			steps = slices.DeleteFunc(steps, func(s change.Step) bool {
+				if s.Module == mss.Module {
+					routes = append(routes, s)
+					return true
+				}
+				return false
+			})
+		}
+		fmt.Fprintf(log, "tunplan-helper restore: generation %d (%s of run %s by %s at %s): %d changes\n", g.N, g.Kind, g.RunID, g.Actor, g.Time, len(steps)+len(routes))
+		for _, c := range change.Changes(append(slices.Clone(steps), routes...)) {
 			fmt.Fprintf(log, "  %c %s  %s\n", c.Action, c.Address, c.Shown())
 		}
 		if err := e.run(steps); err != nil {
 			return fmt.Errorf("restore generation %d: %w", g.N, err)
+		}
+		if err := e.run(routes); err != nil {
+			fmt.Fprintf(log, "tunplan-helper restore: %v: left to tunplan-restore-late.service, once the network is online\n", err)
 		}
 		return nil
 	})

@@ -86,7 +86,7 @@ func TestRestoreRebuildsTheLatestGeneration(t *testing.T) {
 	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: director("wrr", 3, 1), RunID: "r2"})
 	rebooted := newFake()
 	var log bytes.Buffer
-	if err := bootEngine(t, rebooted, dir, root, true).Restore(&log); err != nil {
+	if err := bootEngine(t, rebooted, dir, root, true).Restore(&log, false); err != nil {
 		t.Fatal(err)
 	}
 	if strip(rebooted.dump()) != strip(before.dump()) {
@@ -96,11 +96,11 @@ func TestRestoreRebuildsTheLatestGeneration(t *testing.T) {
 		t.Errorf("log:\n%s", log.String())
 	}
 	log.Reset()
-	if err := bootEngine(t, rebooted, dir, root, true).Restore(&log); err != nil || !strings.Contains(log.String(), ": 0 changes") {
+	if err := bootEngine(t, rebooted, dir, root, true).Restore(&log, false); err != nil || !strings.Contains(log.String(), ": 0 changes") {
 		t.Errorf("second restore: %v\n%s", err, log.String())
 	}
 	log.Reset()
-	if err := bootEngine(t, newFake(), t.TempDir(), root, true).Restore(&log); err != nil || !strings.Contains(log.String(), "nothing to restore") {
+	if err := bootEngine(t, newFake(), t.TempDir(), root, true).Restore(&log, false); err != nil || !strings.Contains(log.String(), "nothing to restore") {
 		t.Errorf("no history: %v\n%s", err, log.String())
 	}
 }

@@ -9,10 +9,11 @@ import (
 
 // destroy removes from the host everything tunplan owns (the latest generation's objects): IPVS
 // services, the VIPs on the tunnel device (left down if it was down or absent before tunplan),
-// sysctls back to their generation-0 values, the boot files (the persisted sysctls among them), then
-// the state directory with the helper in it (kept with KeepHistory, where the destroy is recorded as
-// a generation). Kernel modules stay loaded, as always. Foreign objects are never read. DryRun only
-// reports the changes. A failed step puts the snapshot back, as an apply does.
+// sysctls and the default routes' advmss back to their generation-0 values, the boot files (the
+// persisted sysctls among them), then the state directory with the helper in it (kept with
+// KeepHistory, where the destroy is recorded as a generation). Kernel modules stay loaded, as
+// always. Foreign objects are never read. DryRun only reports the changes. A failed step puts the
+// snapshot back, as an apply does.
 func (e *Engine) destroy(req protocol.Request, resp *protocol.Response) error {
 	ns, err := e.generationNumbers()
 	if err != nil {
@@ -65,7 +66,8 @@ func (e *Engine) destroy(req protocol.Request, resp *protocol.Response) error {
 
 // destroyTarget is what the host keeps of owned once tunplan leaves: no services, no VIPs, each
 // device up or down as before tunplan (base, generation 0), each sysctl back to its generation-0
-// value (one tunplan took over later keeps its value), and none of the boot files.
+// value (one tunplan took over later keeps its value), each route's advmss back to its generation-0
+// value (none when generation 0 did not read it: tunplan set it), and none of the boot files.
 func destroyTarget(owned, base protocol.State) protocol.State {
 	var want protocol.State
 	baseLinks := map[string]protocol.Link{}
@@ -83,6 +85,17 @@ func destroyTarget(owned, base protocol.State) protocol.State {
 	for _, s := range owned.Sysctls {
 		if v, ok := baseSysctls[s.Key]; ok {
 			want.Sysctls = append(want.Sysctls, protocol.Sysctl{Key: s.Key, Value: v})
+		}
+	}
+	baseRoutes := map[string]uint32{}
+	for _, r := range base.Routes {
+		if !r.Missing {
+			baseRoutes[r.Dst] = r.AdvMSS
+		}
+	}
+	for _, r := range owned.Routes {
+		if r.AdvMSS != 0 || r.Mixed { // an advmss of 0 is none: tunplan holds nothing on the route
+			want.Routes = append(want.Routes, protocol.RouteMSS{Dst: r.Dst, AdvMSS: baseRoutes[r.Dst]})
 		}
 	}
 	for _, f := range owned.Files {

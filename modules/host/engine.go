@@ -15,6 +15,7 @@ import (
 	"github.com/tunplan/tunplan/modules/files"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
+	"github.com/tunplan/tunplan/modules/mss"
 	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/modules/route"
 	"github.com/tunplan/tunplan/modules/sockets"
@@ -29,6 +30,9 @@ type Engine struct {
 	Sysctl sysctl.Kernel
 	Tunnel tunnel.Kernel
 	IPVS   func() (ipvs.Kernel, error) // opened only when a service is in scope
+	// MSS sets the advmss of the default routes (a realserver's tunnel_mss); read only when a route
+	// is in scope.
+	MSS mss.Kernel
 	// Sockets and Routes are read by explain (verify, on a realserver): what listens, and the route
 	// back to the director.
 	Sockets sockets.Kernel
@@ -113,11 +117,12 @@ type scope struct {
 	links    map[string][]netip.Prefix
 	services map[protocol.Key]bool
 	files    []string
+	routes   []string // routes whose advmss is wanted or owned
 }
 
 func scopeOf(states ...protocol.State) scope {
 	sc := scope{links: map[string][]netip.Prefix{}, services: map[protocol.Key]bool{}}
-	seenS, seenM, seenF := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	seenS, seenM, seenF, seenR := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, st := range states {
 		for _, m := range st.Modules {
 			if !seenM[m] {
@@ -143,7 +148,17 @@ func scopeOf(states ...protocol.State) scope {
 				sc.files = append(sc.files, f.Path)
 			}
 		}
+		// A route is in scope while a state sets its advmss: an advmss of 0 (none) asks nothing of
+		// a route that no other state sets, so a route whose advmss tunplan removed is released,
+		// and one set by hand afterwards is left alone.
+		for _, r := range st.Routes {
+			if (r.AdvMSS != 0 || r.Mixed) && !r.Missing && !seenR[r.Dst] {
+				seenR[r.Dst] = true
+				sc.routes = append(sc.routes, r.Dst)
+			}
+		}
 	}
+	sort.Strings(sc.routes)
 	return sc
 }
 
@@ -160,6 +175,14 @@ func (e *Engine) facts(sc scope) (protocol.State, error) {
 	}
 	if len(sc.files) > 0 && e.Files != nil {
 		if st.Files, err = files.Facts(e.Files, sc.files); err != nil {
+			return st, err
+		}
+	}
+	if len(sc.routes) > 0 {
+		if e.MSS == nil {
+			return st, errors.New("mss: this helper cannot read routes")
+		}
+		if st.Routes, err = mss.Facts(e.MSS, sc.routes); err != nil {
 			return st, err
 		}
 	}
@@ -189,7 +212,9 @@ func (e *Engine) openIPVS() (ipvs.Kernel, error) {
 
 // plan reads facts for want and owned and returns the steps from the host's state to want, in the
 // order they must run: additions and updates module by module (kernel modules, devices, sysctls,
-// IPVS), then removals in the reverse order (IPVS before the VIP leaves the device).
+// IPVS, boot files, routes' advmss), then removals in the reverse order (IPVS before the VIP leaves
+// the device). The advmss comes last: at boot, a default route that does not exist yet fails it
+// after everything else was restored.
 func (e *Engine) plan(want, owned protocol.State) ([]change.Step, error) {
 	cur, err := e.facts(scopeOf(want, owned))
 	if err != nil {
@@ -208,6 +233,7 @@ func (e *Engine) steps(want, cur protocol.State) []change.Step {
 		sysctl.Diff(e.Sysctl, want.Sysctls, cur.Sysctls),
 		ipvs.Diff(e.openIPVS, want.Services, cur.Services),
 		files.Diff(e.Files, want.Files, cur.Files),
+		mss.Diff(e.MSS, want.Routes, cur.Routes),
 	}
 	var adds, removes []change.Step
 	for i := range byModule {

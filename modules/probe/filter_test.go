@@ -38,7 +38,7 @@ func synAck(src netip.AddrPort, dst netip.AddrPort) []byte {
 func TestFilter(t *testing.T) {
 	other := netip.MustParseAddr("203.0.113.9")
 	vip2 := netip.MustParseAddr("198.18.10.183")
-	raw, err := Filter([]netip.Addr{vip, vip2, vip}, 40000, 40100)
+	raw, err := Filter([]netip.Addr{vip, vip2, vip}, nil, 40000, 40100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestFilter(t *testing.T) {
 		{"below the range", synAck(netip.AddrPortFrom(vip, 80), to(39999)), false},
 		{"above the range", synAck(netip.AddrPortFrom(vip, 80), to(40101)), false},
 		{"ports the other way round", synAck(netip.AddrPortFrom(vip, 40050), to(80)), false},
-		{"UDP", udp, false},
+		{"UDP (no UDP probe in the batch)", udp, false},
 		{"a later fragment", fragment, false},
 		{"not IPv4", v6, false},
 		{"cut short", synAck(netip.AddrPortFrom(vip, 80), to(40050))[:21], false},
@@ -84,7 +84,7 @@ func TestFilter(t *testing.T) {
 		{"ICMP port unreachable quoting IPIP, all of it", icmpError(rip1, 3, 3, 0, ipip(rip1, syn), 200), true},
 		{"ICMP administratively prohibited quoting the SYN", icmpError(vip, 3, 13, 0, syn, 28), true},
 		{"ICMP time exceeded quoting IPIP", icmpError(other, 11, 0, 0, ipip(rip1, syn), 28), true},
-		{"ICMP unreachable quoting UDP", icmpError(rip1, 3, 3, 0, quotedUDP, 28), false},
+		{"ICMP unreachable quoting UDP (no UDP probe in the batch)", icmpError(rip1, 3, 3, 0, quotedUDP, 28), false},
 		{"ICMP echo reply", icmpError(rip1, 0, 0, 0, syn, 28), false},
 		{"ICMP redirect", icmpError(rip1, 5, 1, 0, ipip(rip1, syn), 28), false},
 		{"ICMP cut before the quote", icmpError(rip1, 3, 2, 0, ipip(rip1, syn), 28)[:30], false},
@@ -107,7 +107,7 @@ func TestFilterManyVIPs(t *testing.T) {
 		vips = append(vips, netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}))
 	}
 	for _, n := range []int{maxFilteredSources, maxFilteredSources + 1, 300} {
-		raw, err := Filter(vips[:n], 40000, 40000)
+		raw, err := Filter(vips[:n], nil, 40000, 40000)
 		if err != nil {
 			t.Fatalf("%d VIPs: %v", n, err)
 		}
@@ -126,8 +126,11 @@ func TestFilterManyVIPs(t *testing.T) {
 }
 
 func TestFilterRefusesIPv6(t *testing.T) {
-	if _, err := Filter([]netip.Addr{netip.MustParseAddr("2001:db8::1")}, 1, 2); err == nil {
+	if _, err := Filter([]netip.Addr{netip.MustParseAddr("2001:db8::1")}, nil, 1, 2); err == nil {
 		t.Error("an IPv6 VIP was accepted")
+	}
+	if _, err := Filter([]netip.Addr{vip}, []netip.Addr{vip, netip.MustParseAddr("2001:db8::1")}, 1, 2); err == nil {
+		t.Error("an IPv6 UDP source was accepted")
 	}
 }
 

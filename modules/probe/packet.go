@@ -21,11 +21,13 @@ const (
 	protoICMP = 1
 	protoIPIP = 4
 	protoTCP  = 6
+	protoUDP  = 17
 )
 
 const (
 	ipv4Len   = 20
 	tcpLen    = 20
+	udpLen    = 8
 	ttl       = 64
 	window    = 64240 // what Linux offers in a SYN (44 × 1460)
 	clientMSS = 1460  // the MSS a probe's SYN advertises, as a client on Ethernet would
@@ -52,18 +54,8 @@ func (s Segment) Marshal() []byte {
 		tl += 4
 	}
 	b := make([]byte, ipv4Len+tl)
-	ip, t := b[:ipv4Len], b[ipv4Len:]
-	ip[0] = 0x45 // version 4, 5 words
-	binary.BigEndian.PutUint16(ip[2:], uint16(len(b)))
-	binary.BigEndian.PutUint16(ip[4:], s.ID)
-	binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
-	ip[8] = ttl
-	ip[9] = protoTCP
-	src, dst := s.Src.As4(), s.Dst.As4()
-	copy(ip[12:16], src[:])
-	copy(ip[16:20], dst[:])
-	binary.BigEndian.PutUint16(ip[10:], Checksum(ip))
-
+	src, dst := ipv4Header(b, s.Src, s.Dst, protoTCP, s.ID)
+	t := b[ipv4Len:]
 	binary.BigEndian.PutUint16(t[0:], s.SrcPort)
 	binary.BigEndian.PutUint16(t[2:], s.DstPort)
 	binary.BigEndian.PutUint32(t[4:], s.Seq)
@@ -79,7 +71,80 @@ func (s Segment) Marshal() []byte {
 	return b
 }
 
-// pseudoHeader is what the TCP checksum covers besides the segment (RFC 793 section 3.1).
+// ipv4Header writes the 20-byte IPv4 header (DF, TTL 64, no options) of the packet b, whose length
+// is the packet's, with its checksum, and returns the addresses for the pseudo-header.
+func ipv4Header(b []byte, s, d netip.Addr, proto byte, id uint16) (src, dst [4]byte) {
+	ip := b[:ipv4Len]
+	ip[0] = 0x45 // version 4, 5 words
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(b)))
+	binary.BigEndian.PutUint16(ip[4:], id)
+	binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
+	ip[8] = ttl
+	ip[9] = proto
+	src, dst = s.As4(), d.As4()
+	copy(ip[12:16], src[:])
+	copy(ip[16:20], dst[:])
+	binary.BigEndian.PutUint16(ip[10:], Checksum(ip))
+	return src, dst
+}
+
+// Datagram is an IPv4 packet that carries a UDP datagram: what a UDP probe sends (the plan's
+// payload) and the reply it hears.
+type Datagram struct {
+	Src, Dst         netip.Addr
+	ID               uint16 // the IPv4 identification
+	SrcPort, DstPort uint16
+	Payload          []byte
+}
+
+// Marshal renders the datagram as a 20-byte IPv4 header (DF, TTL 64, no options) and a UDP header
+// with its checksum (RFC 768: over the pseudo-header too; a sum of 0 is sent as 0xffff), then the
+// payload.
+func (d Datagram) Marshal() []byte {
+	b := make([]byte, ipv4Len+udpLen+len(d.Payload))
+	src, dst := ipv4Header(b, d.Src, d.Dst, protoUDP, d.ID)
+	u := b[ipv4Len:]
+	binary.BigEndian.PutUint16(u[0:], d.SrcPort)
+	binary.BigEndian.PutUint16(u[2:], d.DstPort)
+	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
+	copy(u[udpLen:], d.Payload)
+	sum := Checksum(pseudoHeader(src, dst, protoUDP, len(u)), u)
+	if sum == 0 {
+		sum = 0xffff // 0 would say "no checksum"
+	}
+	binary.BigEndian.PutUint16(u[6:], sum)
+	return b
+}
+
+// UDPDatagram is the datagram a client at src sends to dst with payload; id is its IPv4
+// identification.
+func UDPDatagram(src, dst netip.AddrPort, id uint16, payload []byte) Datagram {
+	return Datagram{Src: src.Addr(), Dst: dst.Addr(), ID: id, SrcPort: src.Port(), DstPort: dst.Port(), Payload: payload}
+}
+
+// ParseUDP reads an IPv4 packet that carries UDP: addresses, ports and the payload (up to the UDP
+// length, or as much as the capture kept). Like ParseTCP, it does not check the checksums.
+func ParseUDP(b []byte) (Datagram, error) {
+	src, dst, proto, id, u, err := ipv4(b)
+	if err != nil {
+		return Datagram{}, err
+	}
+	if proto != protoUDP {
+		return Datagram{}, fmt.Errorf("IP protocol %d, not UDP", proto)
+	}
+	if len(u) < udpLen {
+		return Datagram{}, fmt.Errorf("UDP header cut short (%d bytes)", len(u))
+	}
+	n := int(binary.BigEndian.Uint16(u[4:]))
+	if n < udpLen {
+		return Datagram{}, fmt.Errorf("bad UDP length %d", n)
+	}
+	return Datagram{Src: src, Dst: dst, ID: id, SrcPort: binary.BigEndian.Uint16(u[0:]), DstPort: binary.BigEndian.Uint16(u[2:]),
+		Payload: u[udpLen:min(n, len(u))]}, nil
+}
+
+// pseudoHeader is what the TCP and UDP checksums cover besides the segment (RFC 793 section 3.1,
+// RFC 768).
 func pseudoHeader(src, dst [4]byte, proto byte, length int) []byte {
 	p := make([]byte, 12)
 	copy(p[0:4], src[:])
@@ -196,8 +261,8 @@ type ICMPError struct {
 	Type, Code uint8
 	MTU        uint16 // fragmentation needed: the next hop's MTU
 	// The quoted packet's header: a probe's IPIP packet (protocol 4) when a host on the way to the
-	// realserver, or the realserver, could not take it; a probe's SYN (protocol 6) when the
-	// realserver unwrapped it and then refused it.
+	// realserver, or the realserver, could not take it; a probe's SYN (protocol 6) or
+	// datagram (17) when the realserver unwrapped it and then refused it.
 	QSrc, QDst netip.Addr
 	QProto     uint8
 	QID        uint16

@@ -283,12 +283,22 @@ func FuzzParse(f *testing.F) {
 	f.Add(syn)
 	f.Add(icmpError(rip1, 3, 2, 0, ipip(rip1, syn), 28))
 	f.Add(icmpError(vip, 3, 13, 0, syn, 200))
+	dgram := UDPDatagram(netip.AddrPortFrom(dip, 40001), netip.AddrPortFrom(vip, 53), 0x1235, []byte("query")).Marshal()
+	f.Add(UDPDatagram(netip.AddrPortFrom(vip, 53), netip.AddrPortFrom(dip, 40001), 0, []byte("qu")).Marshal())
+	f.Add(icmpError(vip, 3, 3, 0, dgram, 200))
+	f.Add(icmpError(rip1, 3, 2, 0, ipip(rip1, dgram), 48))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if s, err := ParseTCP(b); err == nil && s.MSS != 0 && len(b) < 44 {
 			t.Errorf("an MSS option in %d bytes", len(b))
 		}
+		if d, err := ParseUDP(b); err == nil && len(d.Payload) > len(b)-28 {
+			t.Errorf("a payload of %d bytes in %d", len(d.Payload), len(b))
+		}
 		_, _ = ParseICMP(b)
-		batch := &Batch{flights: []*flight{{res: &protocol.ProbeResult{Probe: protocol.Probe{Protocol: "tcp", VIP: vip, Port: 80, RIP: rip1, Source: dip}}, sport: 40000, isn: 6, id: 0x1234}}}
+		batch := &Batch{flights: []*flight{
+			{res: &protocol.ProbeResult{Probe: protocol.Probe{Protocol: "tcp", VIP: vip, Port: 80, RIP: rip1, Source: dip}}, sport: 40000, isn: 6, id: 0x1234},
+			{res: &protocol.ProbeResult{Probe: protocol.Probe{Protocol: "udp", VIP: vip, Port: 53, RIP: rip1, Source: dip, Payload: protocol.Payload{Send: "query", Expect: "qu"}}}, udp: true, sport: 40001, id: 0x1235},
+		}}
 		batch.answer(discard{}, b, time.Now())
 	})
 }

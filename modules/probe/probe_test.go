@@ -23,6 +23,7 @@ const (
 	silent                      // nothing comes back (the return path is broken)
 	noIPIP                      // ICMP protocol unreachable about the IPIP packet (ipip not loaded)
 	firewalled                  // unwraps the SYN, and a firewall rejects it: ICMP admin prohibited
+	fromRIP                     // UDP: replies from its own address, not the VIP
 )
 
 // fakeNet is the network and the realservers as a probe sees them through its Wire. Every packet
@@ -38,6 +39,8 @@ type fakeNet struct {
 	filter  func([]byte) int
 	queue   []arrival
 	sent    []sentPkt
+	sentUDP []sentDgram
+	replies map[netip.Addr][]byte // UDP: what a listening realserver replies; its echo when absent
 	sendErr map[netip.Addr]error
 	recvErr error
 	recvs   int
@@ -72,6 +75,9 @@ func (f *fakeNet) arrive(after time.Duration, pkt []byte) {
 func (f *fakeNet) Send(rip netip.Addr, payload []byte) error {
 	if err := f.sendErr[rip]; err != nil {
 		return err
+	}
+	if len(payload) >= 20 && payload[9] == protoUDP {
+		return f.sendUDP(rip, payload)
 	}
 	if rfc1071(payload[:20]) != 0 || rfc1071(tcpChecksumInput(payload)) != 0 {
 		f.t.Errorf("sent to %s with a bad checksum: %x", rip, payload)
@@ -168,7 +174,7 @@ func TestRun(t *testing.T) {
 	}{
 		{protocol.ProbeOK, 300, 1400, ""},
 		{protocol.ProbeRefused, 300, 0, ""},
-		{protocol.ProbeNotProbed, 0, 0, "UDP destinations are not probed"},
+		{protocol.ProbeNotProbed, 0, 0, "the plan gives this UDP service no probe to send"},
 		{protocol.ProbeNoAnswer, 0, 0, ""},
 		{protocol.ProbeNoAnswer, 0, 0, "ICMP protocol unreachable from 198.18.4.24: the realserver does not take IPIP (is the ipip module loaded?)"},
 		{protocol.ProbeOK, 300, 1400, ""},

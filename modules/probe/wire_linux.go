@@ -21,8 +21,8 @@ import (
 )
 
 // Probe sends probes from this host (a director) and reports what each saw, in their order: the
-// helper's OpProbe. timeout bounds the whole request. A TCP probe without a Source is sent from
-// the address the kernel would use towards its RIP.
+// helper's OpProbe. timeout bounds the whole request. A probe sent (TCP, or UDP with a payload)
+// without a Source is sent from the address the kernel would use towards its RIP.
 func Probe(probes []protocol.Probe, timeout time.Duration) ([]protocol.ProbeResult, error) {
 	probes = append([]protocol.Probe(nil), probes...)
 	routes := map[netip.Addr]route{}
@@ -35,7 +35,7 @@ func Probe(probes []protocol.Probe, timeout time.Duration) ([]protocol.ProbeResu
 			r = routeTo(p.RIP)
 			routes[p.RIP] = r
 		}
-		if p.Protocol == "tcp" && !p.Source.IsValid() {
+		if (p.Protocol == "tcp" || p.Protocol == "udp" && p.Send != "") && !p.Source.IsValid() {
 			if !r.src.IsValid() {
 				return nil, fmt.Errorf("probe %d: no source address: no route to %s", i+1, p.RIP)
 			}
@@ -165,7 +165,7 @@ func (w *linuxWire) Recv(deadline time.Time) ([]byte, error) {
 	if err := w.capture.SetReadDeadline(deadline); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, SnapLen)
+	buf := make([]byte, max(SnapLen, UDPSnapLen))
 	n, err := w.capture.Read(buf)
 	return buf[:n], err
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,6 +56,11 @@ func TestKernelWire(t *testing.T) {
 	dipK := netip.MustParseAddr("10.9.0.1")
 	ok, refusing, silentRIP, noIPIPRIP := netip.MustParseAddr("10.9.0.2"), netip.MustParseAddr("10.9.0.3"),
 		netip.MustParseAddr("10.9.0.4"), netip.MustParseAddr("10.9.0.5")
+	fromRIPK := netip.MustParseAddr("10.9.0.6")
+	big := make([]byte, 1000) // a reply the capture must keep far more of than a TCP answer
+	for i := range big {
+		big[i] = byte(i)
+	}
 	tun := openTun(t, "tp0", dipK, 1400)
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
@@ -71,6 +77,7 @@ func TestKernelWire(t *testing.T) {
 	// the director (through the tun device, so the director's kernel receives it).
 	var mu sync.Mutex
 	var got []sentPkt
+	var gotUDP []sentDgram
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -87,6 +94,41 @@ func TestKernelWire(t *testing.T) {
 			}
 			rip := netip.AddrFrom4([4]byte(pkt[16:20]))
 			inner := pkt[int(pkt[0]&0x0f)*4:]
+			if len(inner) >= 20 && inner[9] == protoUDP {
+				if Checksum(pkt[:20]) != 0 || Checksum(inner[:20]) != 0 || rfc1071(udpChecksumInput(inner)) != 0 {
+					t.Errorf("bad checksum in %x", pkt)
+				}
+				d, err := ParseUDP(inner)
+				if err != nil {
+					t.Errorf("to %s: %v", rip, err)
+					continue
+				}
+				mu.Lock()
+				gotUDP = append(gotUDP, sentDgram{rip, d})
+				mu.Unlock()
+				to := netip.AddrPortFrom(d.Src, d.SrcPort)
+				var answer []byte
+				switch rip {
+				case ok:
+					answer = UDPDatagram(netip.AddrPortFrom(d.Dst, d.DstPort), to, 0, d.Payload).Marshal()
+				case fromRIPK:
+					answer = UDPDatagram(netip.AddrPortFrom(rip, d.DstPort), to, 0, d.Payload).Marshal()
+				case refusing: // as Linux answers: from the address the datagram was for, quoting it
+					m := append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, inner[:min(len(inner), 548)]...)
+					put16(m[2:], Checksum(m))
+					h := []byte{0x45, 0, 0, 0, 0, 0, 0, 0, 64, protoICMP, 0, 0}
+					put16(h[2:], uint16(20+len(m)))
+					h = append(append(h, d.Dst.AsSlice()...), d.Src.AsSlice()...)
+					put16(h[10:], Checksum(h))
+					answer = append(h, m...)
+				default:
+					continue
+				}
+				if _, err := tun.Write(answer); err != nil {
+					t.Errorf("writing the answer: %v", err)
+				}
+				continue
+			}
 			if Checksum(pkt[:20]) != 0 || Checksum(inner[:20]) != 0 || Checksum(tcpChecksumInput(inner)) != 0 {
 				t.Errorf("bad checksum in %x", pkt)
 			}
@@ -132,6 +174,10 @@ func TestKernelWire(t *testing.T) {
 		{Protocol: "tcp", VIP: vip, Port: 80, RIP: silentRIP, Source: dipK},
 		{Protocol: "tcp", VIP: vip, Port: 80, RIP: noIPIPRIP, Source: dipK},
 		{Protocol: "udp", VIP: vip, Port: 53, RIP: ok, Source: dipK},
+		{Protocol: "udp", VIP: vip, Port: 5353, RIP: ok, Payload: protocol.Payload{Send: protocol.Bytes(big), Expect: protocol.Bytes(big)}},
+		{Protocol: "udp", VIP: vip, Port: 5353, RIP: refusing, Source: dipK, Payload: protocol.Payload{Send: "q"}},
+		{Protocol: "udp", VIP: vip, Port: 5353, RIP: silentRIP, Source: dipK, Payload: protocol.Payload{Send: "q"}},
+		{Protocol: "udp", VIP: vip, Port: 5353, RIP: fromRIPK, Source: dipK, Payload: protocol.Payload{Send: "q", Expect: "q"}},
 	}
 	start := time.Now()
 	res, err := Probe(probes, 500*time.Millisecond)
@@ -143,7 +189,8 @@ func TestKernelWire(t *testing.T) {
 	if took < 500*time.Millisecond || took > 2*time.Second {
 		t.Errorf("took %v: the timeout is 500ms", took)
 	}
-	want := []protocol.ProbeOutcome{protocol.ProbeOK, protocol.ProbeRefused, protocol.ProbeNoAnswer, protocol.ProbeNoAnswer, protocol.ProbeNotProbed}
+	want := []protocol.ProbeOutcome{protocol.ProbeOK, protocol.ProbeRefused, protocol.ProbeNoAnswer, protocol.ProbeNoAnswer, protocol.ProbeNotProbed,
+		protocol.ProbeOK, protocol.ProbeRefused, protocol.ProbeNoAnswer, protocol.ProbeWrongReply}
 	for i, r := range res {
 		if r.Outcome != want[i] || r.PathMTU != 1400 || r.Source != dipK {
 			t.Errorf("probe %d: %+v, want %s with path MTU 1400 from %s", i+1, r, want[i], dipK)
@@ -154,6 +201,9 @@ func TestKernelWire(t *testing.T) {
 	}
 	if res[3].Detail != "ICMP protocol unreachable from 10.9.0.5: the realserver does not take IPIP (is the ipip module loaded?)" {
 		t.Errorf("ICMP: %q", res[3].Detail)
+	}
+	if res[5].RTTMicros <= 0 || res[6].Detail != "ICMP port unreachable from "+vip.String() || !strings.HasPrefix(res[8].Detail, "the reply came from 10.9.0.6:5353, not from the VIP") {
+		t.Errorf("UDP: %+v", res[5:])
 	}
 	_ = tun.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	<-done
@@ -167,6 +217,9 @@ func TestKernelWire(t *testing.T) {
 	}
 	if len(got) != 6 || len(rsts) != 2 || rsts[0].rip != ok || rsts[0].seg.Seq != got[0].seg.Seq+1 || rsts[1].rip != silentRIP {
 		t.Errorf("the tunnel carried %+v; want 4 SYNs, a RST to %s after its SYN-ACK and one to %s at the end", got, ok, silentRIP)
+	}
+	if len(gotUDP) != 4 || gotUDP[0].rip != ok || !bytes.Equal(gotUDP[0].d.Payload, big) || gotUDP[0].d.Src != dipK || gotUDP[0].d.DstPort != 5353 {
+		t.Errorf("the tunnel carried the datagrams %+v; want 4, the first with the 1000-byte payload from %s", gotUDP, dipK)
 	}
 	if len(got) > 0 && !bytes.Equal(got[0].seg.Marshal(), SYNSegment(netip.AddrPortFrom(dipK, got[0].seg.SrcPort), netip.AddrPortFrom(vip, 80), got[0].seg.ID, got[0].seg.Seq).Marshal()) {
 		t.Errorf("the kernel changed the SYN: %+v", got[0].seg)

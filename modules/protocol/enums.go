@@ -40,14 +40,17 @@ func (o *Op) UnmarshalText(b []byte) error {
 type ProbeOutcome string
 
 const (
-	ProbeOK        ProbeOutcome = "ok"         // SYN-ACK from VIP:port, straight back from the realserver
-	ProbeRefused   ProbeOutcome = "refused"    // RST from VIP:port: nothing listens there
+	ProbeOK        ProbeOutcome = "ok"         // SYN-ACK (UDP: the expected reply) from VIP:port, straight back from the realserver
+	ProbeRefused   ProbeOutcome = "refused"    // RST (UDP: ICMP port unreachable) for VIP:port: nothing listens there
 	ProbeNoAnswer  ProbeOutcome = "no answer"  // nothing within the timeout
 	ProbeNotProbed ProbeOutcome = "not probed" // a UDP destination without a probe payload in the plan
+	// UDP: the realserver answered through the tunnel, but not as a client needs: the reply does not
+	// start with the expected bytes, or it came from the RIP instead of the VIP.
+	ProbeWrongReply ProbeOutcome = "wrong reply"
 )
 
 func (o *ProbeOutcome) UnmarshalText(b []byte) error {
-	return enum(o, b, "probe outcome", ProbeOK, ProbeRefused, ProbeNoAnswer, ProbeNotProbed)
+	return enum(o, b, "probe outcome", ProbeOK, ProbeRefused, ProbeNoAnswer, ProbeNotProbed, ProbeWrongReply)
 }
 
 // Phase limits an apply to part of the changes, so the CLI can order hosts:

@@ -1,7 +1,10 @@
 package protocol
 
 import (
+	"encoding/hex"
+	"fmt"
 	"net/netip"
+	"strconv"
 
 	"github.com/tunplan/tunplan/modules/change"
 )
@@ -32,20 +35,49 @@ type Request struct {
 }
 
 // Probe is one destination of a service to test as IPVS would reach it: a TCP SYN to VIP:Port from
-// Source (the director's data address), in IPIP to RIP.
+// Source (the director's data address), in IPIP to RIP; for a UDP service whose plan has a probe
+// block, a datagram carrying Payload.Send instead (a UDP probe without it is not sent).
 type Probe struct {
-	Protocol string     `json:"protocol"` // "tcp"
+	Protocol string     `json:"protocol"` // "tcp" or "udp"
 	VIP      netip.Addr `json:"vip"`
 	Port     uint16     `json:"port"`
 	RIP      netip.Addr `json:"rip"`
 	Source   netip.Addr `json:"source"`
+	Payload             // UDP only
+}
+
+// Payload is what a UDP service's probe sends and expects back: the plan's probe block.
+type Payload struct {
+	Send   Bytes `json:"send,omitempty"`   // the datagram's payload, 1 to MaxProbePayload bytes
+	Expect Bytes `json:"expect,omitempty"` // the bytes the reply must start with; empty: any reply
+}
+
+// MaxProbePayload is the most a UDP probe sends or expects: its datagram, with IPv4 and UDP headers
+// (28 bytes) and IPIP's (20), fits an Ethernet MTU of 1500 with room to spare.
+const MaxProbePayload = 1400
+
+// Bytes is binary data held in a string, so that a Probe stays comparable. Its JSON is hex.
+type Bytes string
+
+// String is the bytes quoted as a Go string, for logs: text stays readable, the rest is escaped.
+func (b Bytes) String() string { return strconv.Quote(string(b)) }
+
+func (b Bytes) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString([]byte(b))), nil }
+
+func (b *Bytes) UnmarshalText(t []byte) error {
+	d, err := hex.DecodeString(string(t))
+	if err != nil {
+		return fmt.Errorf("bytes: %w", err)
+	}
+	*b = Bytes(d)
+	return nil
 }
 
 // ProbeResult is what one probe saw.
 type ProbeResult struct {
 	Probe
 	Outcome   ProbeOutcome `json:"outcome"`
-	RTTMicros int64        `json:"rtt_us,omitempty"`   // ok and refused: from the SYN to the answer
+	RTTMicros int64        `json:"rtt_us,omitempty"`   // ok, refused, wrong reply: from the SYN (or datagram) to the answer
 	MSS       uint16       `json:"mss,omitempty"`      // ok: the MSS the realserver advertised
 	PathMTU   int          `json:"path_mtu,omitempty"` // the MTU of the director's route to RIP (route MTU, else its device's)
 	Detail    string       `json:"detail,omitempty"`   // what else was seen (an ICMP error, …)

@@ -12,10 +12,11 @@ import (
 
 // State is what the plan wants on one host (and, read back, what a host has of it).
 type State struct {
-	Modules  []string  `json:"modules,omitempty"`  // kernel modules that must be loaded: "ipip", "ip_vs", "ip_vs_rr"
-	Sysctls  []Sysctl  `json:"sysctls,omitempty"`  // sorted by Key
-	Links    []Link    `json:"links,omitempty"`    // devices that must be up and carry addresses (tunl0 + VIP/32)
-	Services []Service `json:"services,omitempty"` // IPVS virtual services with their destinations
+	Modules  []string   `json:"modules,omitempty"`  // kernel modules that must be loaded: "ipip", "ip_vs", "ip_vs_rr"
+	Sysctls  []Sysctl   `json:"sysctls,omitempty"`  // sorted by Key
+	Links    []Link     `json:"links,omitempty"`    // devices that must be up and carry addresses (tunl0 + VIP/32)
+	Services []Service  `json:"services,omitempty"` // IPVS virtual services with their destinations
+	Routes   []RouteMSS `json:"routes,omitempty"`   // the advertised MSS (advmss) of routes: a realserver's tunnel_mss
 	// Files are whole files tunplan owns: what rebuilds the state at boot. The helper adds them to
 	// the state the plan asks for; a plan never names them.
 	Files []File `json:"files,omitempty"`
@@ -23,7 +24,21 @@ type State struct {
 
 // Empty reports whether the state asks for nothing on the host (files aside: they follow the rest).
 func (s State) Empty() bool {
-	return len(s.Modules) == 0 && len(s.Sysctls) == 0 && len(s.Links) == 0 && len(s.Services) == 0
+	return len(s.Modules) == 0 && len(s.Sysctls) == 0 && len(s.Links) == 0 && len(s.Services) == 0 && len(s.Routes) == 0
+}
+
+// DefaultRoute names, as a RouteMSS's Dst, every IPv4 default route of the main table: the routes a
+// realserver's direct replies to clients leave by.
+const DefaultRoute = "default"
+
+// RouteMSS is the MSS a host advertises in the SYN-ACKs it sends along a route: the route's advmss
+// metric (`ip route change default … advmss 1440`). Only the metric is owned: the route itself (its
+// gateway, device and every other attribute) is never changed, created or removed.
+type RouteMSS struct {
+	Dst     string `json:"dst"`               // DefaultRoute
+	AdvMSS  uint32 `json:"advmss"`            // 0: no advmss metric (the kernel offers the route's MTU less 40)
+	Mixed   bool   `json:"mixed,omitempty"`   // facts and snapshots only: the routes disagree; AdvMSS is the first's (lowest metric)
+	Missing bool   `json:"missing,omitempty"` // facts and snapshots only: there was no such route
 }
 
 // File is a file tunplan owns: a regular file with its content, a symlink, or (Missing) no file.
@@ -95,12 +110,16 @@ func (d Destination) Attrs() string {
 // Where the helper keeps its files on a host, and the device LVS-TUN decapsulates on. Both sides
 // use them: the CLI installs the helper into HelperDir, the helper keeps its state in StateDir.
 const (
-	StateDir      = "/var/lib/tunplan"
-	HelperDir     = StateDir + "/bin"
-	SysctlFile    = "/etc/sysctl.d/99-tunplan.conf"
-	RestoreUnit   = "/etc/systemd/system/tunplan-restore.service"                      // the oneshot unit that rebuilds the latest generation at boot
-	RestoreLink   = "/etc/systemd/system/sysinit.target.wants/tunplan-restore.service" // enables it, as systemctl enable would
-	ModulesLoad   = "/etc/modules-load.d/tunplan.conf"                                 // kernel modules systemd-modules-load loads at boot
-	TunnelDevice  = "tunl0"                                                            // the IPIP fallback device of the ipip module: the realservers' VIP device, the directors' default
-	ForwardTunnel = "tunnel"
+	StateDir    = "/var/lib/tunplan"
+	HelperDir   = StateDir + "/bin"
+	SysctlFile  = "/etc/sysctl.d/99-tunplan.conf"
+	RestoreUnit = "/etc/systemd/system/tunplan-restore.service"                      // the oneshot unit that rebuilds the latest generation at boot
+	RestoreLink = "/etc/systemd/system/sysinit.target.wants/tunplan-restore.service" // enables it, as systemctl enable would
+	// RestoreLateUnit restores again once the network is online, for what needs it (the advmss of
+	// the default routes, which do not exist before); RestoreLateLink enables it.
+	RestoreLateUnit = "/etc/systemd/system/tunplan-restore-late.service"
+	RestoreLateLink = "/etc/systemd/system/multi-user.target.wants/tunplan-restore-late.service"
+	ModulesLoad     = "/etc/modules-load.d/tunplan.conf" // kernel modules systemd-modules-load loads at boot
+	TunnelDevice    = "tunl0"                            // the IPIP fallback device of the ipip module: the realservers' VIP device, the directors' default
+	ForwardTunnel   = "tunnel"
 )

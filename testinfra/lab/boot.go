@@ -34,22 +34,32 @@ func Reboot(modules bool, names ...string) error {
 }
 
 // Boot runs in the named host what its boot would, in systemd's order: systemd-modules-load (the
-// host's /etc/modules-load.d), systemd-sysctl (its /etc/sysctl.d), then the ExecStart of the tunplan
-// restore unit installed there, read from the unit file. It returns what they printed.
+// host's /etc/modules-load.d), systemd-sysctl (its /etc/sysctl.d), the ExecStart of the tunplan
+// restore unit installed there, read from the unit file, and then that of the late restore unit
+// when there is one (after network-online.target; the lab's network is up). It returns what they
+// printed.
 func Boot(host string) (string, error) {
-	unit, err := Sh(host, "cat "+protocol.RestoreUnit)
+	early, err := execStart(host, protocol.RestoreUnit)
 	if err != nil {
-		return unit, fmt.Errorf("lab: boot %s: no restore unit: %w", host, err)
+		return "", err
 	}
-	var exec string
+	script := "/lib/systemd/systemd-modules-load; /lib/systemd/systemd-sysctl; " + early // as at boot: the restore runs whether or not the two before it succeeded
+	if late, err := execStart(host, protocol.RestoreLateUnit); err == nil {
+		script += " && " + late
+	}
+	return Sh(host, script)
+}
+
+// execStart is the ExecStart of the unit file at path on host.
+func execStart(host, path string) (string, error) {
+	unit, err := Sh(host, "cat "+path)
+	if err != nil {
+		return "", fmt.Errorf("lab: boot %s: no %s: %w (%s)", host, path, err, strings.TrimSpace(unit))
+	}
 	for _, l := range strings.Split(unit, "\n") {
 		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
-			exec = v
+			return v, nil
 		}
 	}
-	if exec == "" {
-		return unit, fmt.Errorf("lab: boot %s: %s has no ExecStart", host, protocol.RestoreUnit)
-	}
-	// As at boot, the restore runs whether or not the two before it succeeded.
-	return Sh(host, "/lib/systemd/systemd-modules-load; /lib/systemd/systemd-sysctl; "+exec)
+	return "", fmt.Errorf("lab: boot %s: %s has no ExecStart", host, path)
 }

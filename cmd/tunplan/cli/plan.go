@@ -4,6 +4,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/tunplan/tunplan/inventory/fleet"
+	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/plans"
 )
 
@@ -58,10 +59,14 @@ func (g *globalOptions) selectHosts() ([]fleet.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	desired := p.Desired()
+	desired, probes := p.Desired(), p.Probes()
 	hosts := make([]fleet.Host, 0, len(p.Hosts))
 	for _, h := range p.Hosts {
-		hosts = append(hosts, fleet.Host{Target: h.Target(), Roles: h.Roles, Desired: desired[h.Name], Address: h.Address})
+		fh := fleet.Host{Target: h.Target(), Roles: h.Roles, Desired: desired[h.Name], Address: h.Address}
+		if h.Has(protocol.Director) {
+			fh.UDPProbes = probes
+		}
+		hosts = append(hosts, fh)
 	}
 	return hosts, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/modules/protocol"
+	"github.com/tunplan/tunplan/plans"
 )
 
 type verifyOptions struct {
@@ -37,15 +38,19 @@ func newVerify(g *globalOptions) *cobra.Command {
 sends, for every TCP destination of every service it carries, a TCP SYN to VIP:port wrapped in IPIP
 to the realserver, from its data address, exactly as IPVS forwards a client's SYN, and waits for the
 realserver's SYN-ACK from VIP:port, which comes straight back (direct return); it answers that with
-a RST, so nothing is left half-open. Nothing goes through IPVS: no connection, no counters.
+a RST, so nothing is left half-open. For every destination of a UDP service with a probe block in
+the plan, it sends the probe's datagram (send, from a fresh port) the same way and waits for the
+reply from VIP:port, which must start with the probe's expect bytes. Nothing goes through IPVS: no
+connection, no counters.
 
 Each destination is:
-  ok          the realserver answered from VIP:port (with the round-trip time and the MSS it offers)
-  refused     it answered with a RST: nothing listens on VIP:port there
-  no answer   nothing came back within --timeout
-  not probed  a UDP destination (UDP probes are not supported yet); only its realserver is read
+  ok           the realserver answered from VIP:port (with the round-trip time; TCP: the MSS it offers)
+  refused      it answered with a RST (UDP: an ICMP port unreachable): nothing listens on VIP:port there
+  no answer    nothing came back within --timeout
+  wrong reply  UDP: a reply came, but not from the VIP, or not starting with the expected bytes
+  not probed   a UDP destination whose service has no probe block; only its realserver is read
 
-For every destination that failed (every destination with --explain, and every UDP one) the
+For every destination that failed (every destination with --explain, and every UDP one not probed) the
 realserver reads, without changing anything, what decides whether it answers through the tunnel:
 ipip loaded, tunl0 up, the VIP on tunl0, the effective rp_filter of tunl0, a socket listening on
 VIP:port (bound to the VIP, 0.0.0.0 or ::), a route back to the director, and its ARP settings. The
@@ -53,7 +58,8 @@ first of those that fails is printed as the cause. With --hosts, the selected di
 only the selected realservers are asked why.
 
 When the realserver's MSS plus 40 bytes of TCP/IP headers plus the 20 of IPIP is more than the path
-MTU from the director, full-size client segments will not fit through the tunnel: verify warns.
+MTU from the director, full-size client segments will not fit through the tunnel: verify warns, and
+names the tunnel_mss (the path MTU less 60) to set on that realserver in the plan.
 
 Checking the RIP directly, as keepalived's and ipvsadm-based health checks do, succeeds even when
 the tunnel path is broken (nginx bound to the RIP, rp_filter strict, the VIP missing); verify does not.
@@ -142,14 +148,14 @@ func (t checkTally) sentence() string {
 	case t.failed > 0:
 		s = fmt.Sprintf("Verify failed: %d of %s did not answer through the tunnel.", t.failed, plural(t.probed, "probed destination"))
 	case t.probed == 0:
-		s = "Nothing was probed: the selected directors carry no TCP destination."
+		s = "Nothing was probed: the selected directors carry no TCP destination, and no UDP one with a probe block."
 	case t.probed == 1:
 		s = "Verify complete: 1 destination answers through the tunnel."
 	default:
 		s = fmt.Sprintf("Verify complete: %d destinations answer through the tunnel.", t.probed)
 	}
 	if t.notProbed > 0 {
-		s += fmt.Sprintf(" %s not probed (UDP).", plural(t.notProbed, "destination"))
+		s += fmt.Sprintf(" %s not probed (UDP, no probe block).", plural(t.notProbed, "destination"))
 	}
 	return s
 }
@@ -194,9 +200,16 @@ func mtuWarning(c fleet.Check) string {
 	if size <= mtu {
 		return ""
 	}
+	fix, host := mtu-tcpipHeaders-ipipOverhead, c.Realserver
+	if host == "" {
+		host = "the realserver at " + c.Result.RIP.String()
+	}
+	advice := fmt.Sprintf("set tunnel_mss = %d on %s", fix, host)
+	if fix < plans.MinTunnelMSS {
+		advice = fmt.Sprintf("the realserver's MSS would need to be at most %d, less than tunnel_mss can set (%d)", fix, plans.MinTunnelMSS)
+	}
 	return fmt.Sprintf("MSS %d + 40 (TCP/IP) + 20 (IPIP) = %d bytes, more than the path MTU %d from %s: full-size client segments "+
-		"will need fragmentation (or an ICMP \"fragmentation needed\", which many networks block); the realserver's MSS would "+
-		"need to be at most %d", c.Result.MSS, size, mtu, c.Director, mtu-tcpipHeaders-ipipOverhead)
+		"will need fragmentation (or an ICMP \"fragmentation needed\", which many networks block); %s", c.Result.MSS, size, mtu, c.Director, advice)
 }
 
 // renderVerify writes one table per service and director:
@@ -210,6 +223,7 @@ func renderVerify(io *IOStreams, w io.Writer, checks []fleet.Check, explain bool
 	paint := map[protocol.ProbeOutcome]func(string) string{
 		protocol.ProbeOK: io.paint(color.FgGreen), protocol.ProbeRefused: io.paint(color.FgRed),
 		protocol.ProbeNoAnswer: io.paint(color.FgRed), protocol.ProbeNotProbed: io.paint(color.Faint),
+		protocol.ProbeWrongReply: io.paint(color.FgRed),
 	}
 	yellow := io.paint(color.FgYellow)
 	for i := 0; i < len(checks); {
@@ -237,7 +251,7 @@ func renderVerify(io *IOStreams, w io.Writer, checks []fleet.Check, explain bool
 			b.WriteString("  ")
 			for k := range width {
 				cell := r[k]
-				if k == 1 && n > 0 {
+				if k == 1 && n > 0 && paint[group[n-1].Result.Outcome] != nil {
 					cell = paint[group[n-1].Result.Outcome](cell)
 				}
 				b.WriteString(cell + strings.Repeat(" ", width[k]-len(r[k])+2))

@@ -208,7 +208,7 @@ func TestVerifyMTUWarning(t *testing.T) {
 	f := &verifyHosts{outcomes: map[string]protocol.ProbeResult{"198.18.1.183": {Outcome: protocol.ProbeOK, RTTMicros: 1500, MSS: 1460, PathMTU: 1500}}}
 	out, _, code := runVerify(t, f, "verify")
 	want := `  ! shanghai (198.18.1.183): warning: MSS 1460 + 40 (TCP/IP) + 20 (IPIP) = 1520 bytes, more than the path MTU 1500 from lvs01: ` +
-		`full-size client segments will need fragmentation (or an ICMP "fragmentation needed", which many networks block); the realserver's MSS would need to be at most 1440`
+		`full-size client segments will need fragmentation (or an ICMP "fragmentation needed", which many networks block); set tunnel_mss = 1440 on shanghai`
 	if code != exitOK || !strings.Contains(out, want+"\n") || strings.Count(out, "warning") != 1 {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
