@@ -3,14 +3,12 @@ package mss
 import (
 	"fmt"
 	"net"
-	"os"
-	"runtime"
-	"syscall"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/tunplan/tunplan/modules/internal/netnstest"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -18,59 +16,14 @@ import (
 // namespace of its own, through *netlink.Handle as the helper does: the route keeps its gateway,
 // device, source, protocol, metric and other metrics, and no route is added.
 func TestNetlinkAdvMSS(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
-	// The namespace is a locked thread's own; the goroutine ends without unlocking it, so the
-	// thread (and the namespace) goes away with it.
-	// Only the test's goroutine skips or stops.
-	var skip string
-	var failed error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		if err := syscall.Unshare(syscall.CLONE_NEWNET); err != nil {
-			skip = "no network namespace: " + err.Error()
-			return
-		}
-		skip, failed = advmss(t)
-	}()
-	<-done
-	switch {
-	case skip != "":
-		t.Skip(skip)
-	case failed != nil:
-		t.Fatal(failed)
-	}
+	netnstest.Run(t, func(link netlink.Link) (string, error) { return advmss(t, link) })
 }
 
-// advmss runs in the namespace; it returns why the kernel cannot be tested, or what stopped the
+// advmss runs in the namespace, on its device d0; it returns why the kernel cannot be tested, or what stopped the
 // test.
-func advmss(t *testing.T) (string, error) {
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "d0"}, PeerName: "d1"}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return "no veth device: " + err.Error(), nil
-	}
-	link, err := netlink.LinkByName("d0")
-	if err != nil {
-		return "", err
-	}
-	peer, err := netlink.LinkByName("d1")
-	if err != nil {
-		return "", err
-	}
-	if err := netlink.LinkSetUp(peer); err != nil {
-		return "", err
-	}
-	src := net.IPv4(198, 18, 1, 183).To4()
-	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: src, Mask: net.CIDRMask(24, 32)}}); err != nil {
-		return "", err
-	}
-	if err := netlink.LinkSetUp(link); err != nil {
-		return "", err
-	}
-	route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: net.IPv4(198, 18, 1, 254).To4(), Src: src, Protocol: unix.RTPROT_DHCP,
+func advmss(t *testing.T, link netlink.Link) (string, error) {
+	src := net.IPv4(198, 18, 10, 182).To4() // d0's address
+	route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: net.IPv4(198, 18, 10, 254).To4(), Src: src, Protocol: unix.RTPROT_DHCP,
 		Priority: 100, MTU: 1480, InitCwnd: 10}
 	if err := netlink.RouteAdd(route); err != nil {
 		return "", err
@@ -135,8 +88,8 @@ func advmss(t *testing.T) (string, error) {
 	// A second, multipath default route of a higher metric: both get the advmss, each keeps its
 	// paths and their weights.
 	multipath := &netlink.Route{Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, Priority: 200, MultiPath: []*netlink.NexthopInfo{
-		{LinkIndex: link.Attrs().Index, Gw: net.IPv4(198, 18, 1, 253).To4(), Hops: 0},
-		{LinkIndex: link.Attrs().Index, Gw: net.IPv4(198, 18, 1, 252).To4(), Hops: 2},
+		{LinkIndex: link.Attrs().Index, Gw: net.IPv4(198, 18, 10, 253).To4(), Hops: 0},
+		{LinkIndex: link.Attrs().Index, Gw: net.IPv4(198, 18, 10, 252).To4(), Hops: 2},
 	}}
 	if err := netlink.RouteAdd(multipath); err != nil {
 		return "", err

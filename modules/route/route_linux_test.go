@@ -3,65 +3,23 @@ package route
 import (
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
-	"syscall"
 	"testing"
 
+	"github.com/tunplan/tunplan/modules/internal/netnstest"
 	"github.com/vishvananda/netlink"
 )
 
 // TestNetlinkKinds asks a real kernel, in a network namespace of its own, about a reachable
 // address and about addresses behind blackhole, unreachable and prohibit routes and none.
 func TestNetlinkKinds(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
-	// The namespace is a locked thread's own; the goroutine ends without unlocking it, so the
-	// thread (and the namespace) goes away with it. Only the test's goroutine skips or stops.
-	var skip string
-	var setup error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		if err := syscall.Unshare(syscall.CLONE_NEWNET); err != nil {
-			skip = "no network namespace: " + err.Error()
-			return
-		}
-		skip, setup = kinds(t)
-	}()
-	<-done
-	switch {
-	case skip != "":
-		t.Skip(skip)
-	case setup != nil:
-		t.Fatal(setup)
-	}
+	netnstest.Run(t, func(d0 netlink.Link) (string, error) { return kinds(t, d0) })
 }
 
 // kinds sets up a namespace's routes and checks what Get says of them; it returns why the kernel
 // cannot be tested (a skip), or a failed set-up.
-func kinds(t *testing.T) (string, error) {
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "d0"}, PeerName: "d1"}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return "no veth device: " + err.Error(), nil
-	}
-	link, err := netlink.LinkByName("d0")
-	if err != nil {
-		return "", err
-	}
-	peer, err := netlink.LinkByName("d1")
-	if err != nil {
-		return "", err
-	}
+func kinds(t *testing.T, link netlink.Link) (string, error) {
 	gw := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: net.IPv4(198, 18, 10, 254)}
 	for _, step := range []func() error{
-		func() error {
-			return netlink.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 10, 182), Mask: net.CIDRMask(24, 32)}})
-		},
-		func() error { return netlink.LinkSetUp(link) },
-		func() error { return netlink.LinkSetUp(peer) },
 		func() error { return netlink.RouteAdd(gw) },
 		func() error {
 			for ip, typ := range map[string]int{"198.18.48.181": 6, "198.18.48.182": 7, "198.18.48.183": 8} { // RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT
