@@ -35,8 +35,21 @@
 //	  scheduler   = "rr"                            # rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf (default wlc)
 //	  persistence = 0                               # seconds (ipvsadm -p); 0 = none
 //	  directors   = ["lvs01"]                       # director hosts that carry the service (required)
+//	  tunnel      = "ipip"                          # ipip | gue | gre (default ipip)
 //	  realserver "shanghai" { weight = 1 }          # weight 0..65535 (default 1; 0 drains); port, if
 //	}                                               # given, must equal the service port
+//
+//	virtual_service "web-gue" {                     # tunnel = "gue", …
+//	  gue {                                         # with tunnel = "gue" only (required then)
+//	    port            = 6080                      # 1..65535: the realservers' fou port (required)
+//	    checksum        = false                     # UDP checksum (Linux 5.3)
+//	    remote_checksum = false                     # remote checksum offload; not with checksum
+//	  }
+//	}
+//
+//	virtual_service "web-gre" {                     # tunnel = "gre", …
+//	  gre { checksum = false }                      # with tunnel = "gre" only; true is refused (gre0)
+//	}
 //
 //	virtual_service "dns" {                         # protocol = "udp", …
 //	  probe {                                       # UDP only: what tunplan verify sends (Plan.Probes)
@@ -57,7 +70,10 @@
 // ip_vs_<scheduler> for each scheduler it uses (and ipip when the VIPs go on tunl0),
 // net.ipv4.ip_forward=1 unless ip_forward = false, its vip_device carrying its VIPs as /32, and one
 // IPVS service per virtual_service it carries, whose destinations are the realservers' addresses on
-// the service port with forward method "tunnel". Every list is sorted.
+// the service port with forward method "tunnel" and the service's tunnel (type, GUE port, checksum
+// flags). A realserver of a GUE service also gets the fou module and a fou listener on the GUE port
+// (GUE decapsulates to IPIP, on tunl0); one of a GRE service gets ip_gre and its VIPs on gre0, with
+// rp_filter=0 there, instead of tunl0's. Every list is sorted.
 //
 // # Diagnostics
 //

@@ -62,6 +62,9 @@ type VirtualService struct {
 	Persistence uint32 // seconds; 0 = not persistent
 	Directors   []string
 	Realservers []RealserverRef
+	// Tunnel is how the directors wrap the packets to the realservers: IPIP (the zero value), GUE
+	// to a UDP port, or GRE, with their checksum flags (the tunnel attribute, gue and gre blocks).
+	Tunnel protocol.Tunnel
 	// Probe is what tunplan verify sends to each destination of a UDP service and expects back (its
 	// probe block); nil: none, its destinations are not probed. Not part of any host's state.
 	Probe     *protocol.Payload
@@ -69,6 +72,7 @@ type VirtualService struct {
 
 	ranges struct {
 		vip         hcl.Range
+		guePort     hcl.Range   // the gue block's port attribute
 		directors   []hcl.Range // one per Directors entry
 		realservers []hcl.Range // the label of each Realservers entry
 	}
@@ -158,18 +162,28 @@ func (p *Plan) Limit(names []string) (*Plan, hcl.Diagnostics) {
 	return &q, nil
 }
 
-// Realserver sysctls: accept decapsulated packets whose source is not routed via tunl0 (the effective
-// rp_filter is the max of all and the device), and (hide_vip) never answer ARP for the VIP.
+// Realserver sysctls: accept decapsulated packets whose source is not routed via the tunnel device
+// (the effective rp_filter is the max of all and the device), and (hide_vip) never answer ARP for
+// the VIP.
 var (
 	realserverSysctls = []protocol.Sysctl{
 		{Key: "net.ipv4.conf.all.rp_filter", Value: "0"},
-		{Key: "net.ipv4.conf." + protocol.TunnelDevice + ".rp_filter", Value: "0"},
 	}
 	hideVIPSysctls = []protocol.Sysctl{
 		{Key: "net.ipv4.conf.all.arp_announce", Value: "2"},
 		{Key: "net.ipv4.conf.all.arp_ignore", Value: "1"},
 	}
 )
+
+// receiver is what a realserver needs to take a tunnel's packets: the module that decapsulates
+// them and the device they arrive on, which carries the VIPs. GUE is decapsulated by a fou listener
+// and handed to IPIP: tunl0 receives it.
+func receiver(t protocol.TunnelType) (module, device string) {
+	if t == protocol.TunnelGRE {
+		return "ip_gre", protocol.GREDevice
+	}
+	return "ipip", protocol.TunnelDevice
+}
 
 // Desired is the state every selected host must have, by host name. Every selected host has an
 // entry (an empty State when the plan gives it nothing to carry). All lists are sorted.
@@ -179,13 +193,14 @@ func (p *Plan) Desired() map[string]protocol.State {
 		sysctls  map[string]string
 		links    map[string]map[netip.Prefix]bool
 		services []protocol.Service
-		mss      uint32 // a realserver's tunnel_mss
+		fou      map[uint16]bool // GUE ports
+		mss      uint32          // a realserver's tunnel_mss
 	}
 	accs := map[string]*acc{}
 	get := func(name string) *acc {
 		a := accs[name]
 		if a == nil {
-			a = &acc{modules: map[string]bool{}, sysctls: map[string]string{}, links: map[string]map[netip.Prefix]bool{}}
+			a = &acc{modules: map[string]bool{}, sysctls: map[string]string{}, links: map[string]map[netip.Prefix]bool{}, fou: map[uint16]bool{}}
 			accs[name] = a
 		}
 		return a
@@ -207,21 +222,27 @@ func (p *Plan) Desired() map[string]protocol.State {
 	}
 	for _, s := range p.Services {
 		svc := protocol.Service{Protocol: s.Protocol, Address: s.VIP, Port: s.Port, Scheduler: s.Scheduler, Persistence: s.Persistence}
+		module, device := receiver(s.Tunnel.Type)
 		for _, r := range s.Realservers {
 			rh := p.all[r.Host]
-			svc.Destinations = append(svc.Destinations, protocol.Destination{Address: rh.Address, Port: s.Port, Weight: r.Weight, Forward: protocol.ForwardTunnel})
+			svc.Destinations = append(svc.Destinations, protocol.Destination{Address: rh.Address, Port: s.Port, Weight: r.Weight, Forward: protocol.ForwardTunnel, Tunnel: s.Tunnel})
 			a := get(rh.Name)
-			a.modules["ipip"] = true
+			a.modules[module] = true
 			for _, sc := range realserverSysctls {
 				a.sysctls[sc.Key] = sc.Value
 			}
+			a.sysctls["net.ipv4.conf."+device+".rp_filter"] = "0"
 			if rh.HideVIP {
 				for _, sc := range hideVIPSysctls {
 					a.sysctls[sc.Key] = sc.Value
 				}
 			}
+			if s.Tunnel.Type == protocol.TunnelGUE {
+				a.modules["fou"] = true
+				a.fou[s.Tunnel.Port] = true
+			}
 			a.mss = rh.TunnelMSS
-			addAddr(a, protocol.TunnelDevice, s.VIP)
+			addAddr(a, device, s.VIP)
 		}
 		slices.SortFunc(svc.Destinations, func(x, y protocol.Destination) int {
 			return cmp.Or(x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
@@ -267,6 +288,10 @@ func (p *Plan) Desired() map[string]protocol.State {
 			st.Links = append(st.Links, l)
 		}
 		slices.SortFunc(st.Links, func(x, y protocol.Link) int { return cmp.Compare(x.Name, y.Name) })
+		for port := range a.fou {
+			st.Fou = append(st.Fou, protocol.FouPort{Port: port, Type: protocol.FouGUE})
+		}
+		slices.SortFunc(st.Fou, func(x, y protocol.FouPort) int { return cmp.Compare(x.Port, y.Port) })
 		if a.mss != 0 {
 			st.Routes = []protocol.RouteMSS{{Dst: protocol.DefaultRoute, AdvMSS: a.mss}}
 		}

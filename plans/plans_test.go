@@ -47,6 +47,7 @@ func TestDesiredGolden(t *testing.T) {
 	}{
 		{"two_region", "../examples/two-region/tunplan.hcl", nil},
 		{"two_region_vars", "../examples/two-region/tunplan.hcl", map[string]string{"vip": "198.18.48.200", "ssh_key": "/k"}},
+		{"gue_gre", "../examples/gue-gre/tunplan.hcl", nil},
 		{"both_roles", "testdata/both_roles.hcl", nil},
 		{"functions", "testdata/functions.hcl", map[string]string{"count": "3", "ports": "[80, 8080]", "vip": "198.18.48.99"}},
 	}

@@ -15,9 +15,9 @@ import (
 var (
 	serviceSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
-			{Name: "vip"}, {Name: "protocol"}, {Name: "port"}, {Name: "scheduler"}, {Name: "persistence"}, {Name: "directors"},
+			{Name: "vip"}, {Name: "protocol"}, {Name: "port"}, {Name: "scheduler"}, {Name: "persistence"}, {Name: "directors"}, {Name: "tunnel"},
 		},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "realserver", LabelNames: []string{"host"}}, {Type: "probe"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "realserver", LabelNames: []string{"host"}}, {Type: "probe"}, {Type: "gue"}, {Type: "gre"}},
 	}
 	realserverSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "weight"}, {Name: "port"}}}
 	probeSchema      = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "send"}, {Name: "send_hex"}, {Name: "expect"}, {Name: "expect_hex"}}}
@@ -84,6 +84,7 @@ func (l *loader) service(b *hcl.Block) VirtualService {
 			s.ranges.directors = append(s.ranges.directors, ranges[i])
 		}
 	}
+	l.tunnel(&s, c)
 	rsSeen := map[string]hcl.Range{}
 	for _, rb := range c.Blocks.OfType("realserver") {
 		r := RealserverRef{Host: rb.Labels[0], Weight: 1, DeclRange: rb.DefRange}

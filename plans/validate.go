@@ -75,6 +75,8 @@ func (l *loader) validate(p *Plan) {
 		}
 	}
 
+	l.validateTunnels(p)
+
 	if l.diags.HasErrors() {
 		return // an unused host is likely a consequence of the errors
 	}

@@ -15,11 +15,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/tunplan/tunplan/modules/files"
+	"github.com/tunplan/tunplan/modules/fou"
 	"github.com/tunplan/tunplan/modules/host"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
@@ -113,6 +115,12 @@ func session() *host.Session {
 	return s
 }
 
+// release is the running kernel's release, as uname -r prints it.
+func release() (string, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b)), err
+}
+
 func newDecoder(r io.Reader) *json.Decoder {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
@@ -135,6 +143,8 @@ func engine() *host.Engine {
 		Sysctl:     sysctl.Proc{},
 		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request
 		MSS:        &netlink.Handle{},
+		Fou:        fou.Netlink{},
+		Release:    release,
 		IPVS:       func() (ipvs.Kernel, error) { return ipvs.Open() },
 		Sockets:    sockets.Proc{},
 		Routes:     route.Netlink{},

@@ -16,7 +16,7 @@ func TestCLIDependsOnNoKernelPackage(t *testing.T) {
 		"github.com/tunplan/tunplan/modules/host", "github.com/tunplan/tunplan/modules/ipvs",
 		"github.com/tunplan/tunplan/modules/kmod", "github.com/tunplan/tunplan/modules/sysctl",
 		"github.com/tunplan/tunplan/modules/tunnel", "github.com/tunplan/tunplan/modules/probe",
-		"github.com/tunplan/tunplan/modules/sockets", "github.com/tunplan/tunplan/modules/route",
+		"github.com/tunplan/tunplan/modules/sockets", "github.com/tunplan/tunplan/modules/route", "github.com/tunplan/tunplan/modules/fou",
 	}
 	for _, goos := range []string{"linux", "darwin", "windows"} {
 		for _, pkg := range []string{".", "github.com/tunplan/tunplan/modules/protocol"} {

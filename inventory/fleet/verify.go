@@ -26,9 +26,12 @@ type Check struct {
 	// Realserver is the plan's name of the host at the destination's address (the RIP); "" when no
 	// host of the run has it (--hosts left it out).
 	Realserver string
-	Result     protocol.ProbeResult // what the probe saw; Outcome "not probed" for a UDP destination without a probe
+	Result     protocol.ProbeResult // what the probe saw; Outcome "not probed" for a UDP destination without a probe, or a GUE or GRE one
 	Facts      []protocol.Fact      // what the realserver read about the path, when it was asked
-	Cause      string               // for a failed probe (or a UDP destination not probed): why, as a sentence
+	Cause      string               // for a failed probe (or a destination not probed): why, as a sentence
+	// Tunnel is the destination's tunnel: verify sends IPIP only, so a GUE or GRE destination is
+	// not probed, nor its realserver asked (whose facts are those of IPIP).
+	Tunnel protocol.Tunnel
 }
 
 // Failed tells whether the destination was probed and did not answer as it should.
@@ -67,11 +70,14 @@ func (r *Run) Verify(o VerifyOptions) []Check {
 				if s.Protocol == "udp" {
 					p.Payload = h.UDPProbes[s.Key()]
 				}
-				c := Check{Director: h.Name(), Service: s.Key(), Result: protocol.ProbeResult{Probe: p, Outcome: protocol.ProbeNotProbed}}
+				c := Check{Director: h.Name(), Service: s.Key(), Result: protocol.ProbeResult{Probe: p, Outcome: protocol.ProbeNotProbed}, Tunnel: d.Tunnel}
 				if rs := byAddr[d.Address.String()]; rs != nil {
 					c.Realserver = rs.Name()
 				}
-				if probed(p) {
+				if d.Tunnel.Type != protocol.TunnelIPIP {
+					c.Cause = fmt.Sprintf("tunnelled by %s: verify sends its probes in IPIP only", d.Tunnel)
+				}
+				if sent(c) {
 					probes[h] = append(probes[h], p)
 				}
 				checks[h] = append(checks[h], c)
@@ -103,7 +109,7 @@ func (r *Run) Verify(o VerifyOptions) []Check {
 			}
 			i := 0
 			for j := range checks[h] {
-				if probed(checks[h][j].Result.Probe) {
+				if sent(checks[h][j]) {
 					checks[h][j].Result = res.Response.Probes[i]
 					i++
 				}
@@ -115,9 +121,11 @@ func (r *Run) Verify(o VerifyOptions) []Check {
 	return out
 }
 
-// probed tells whether a director sends p: a TCP probe, or a UDP one with a datagram to send.
-func probed(p protocol.Probe) bool {
-	return p.Protocol == "tcp" || p.Protocol == "udp" && p.Send != ""
+// sent tells whether a director sends c's probe: a TCP one, or a UDP one with a datagram to send,
+// to a destination tunnelled by IPIP.
+func sent(c Check) bool {
+	p := c.Result.Probe
+	return c.Tunnel.Type == protocol.TunnelIPIP && (p.Protocol == "tcp" || p.Protocol == "udp" && p.Send != "")
 }
 
 // explain asks each realserver about the paths of checks that need it, and fills in their facts
@@ -136,7 +144,7 @@ func (r *Run) explain(checks []Check, byAddr map[string]*HostRun, all bool) {
 	var asked []*HostRun
 	for _, c := range checks {
 		rs := byAddr[c.Result.RIP.String()]
-		if rs == nil || !(all || c.Failed() && c.Result.Outcome != protocol.ProbeWrongReply || c.Result.Outcome == protocol.ProbeNotProbed) {
+		if rs == nil || c.Tunnel.Type != protocol.TunnelIPIP || !(all || c.Failed() && c.Result.Outcome != protocol.ProbeWrongReply || c.Result.Outcome == protocol.ProbeNotProbed) {
 			continue
 		}
 		p := pathOf(c)
@@ -167,6 +175,9 @@ func (r *Run) explain(checks []Check, byAddr map[string]*HostRun, all bool) {
 	}
 	for i := range checks {
 		c := &checks[i]
+		if c.Tunnel.Type != protocol.TunnelIPIP {
+			continue // not probed, for the cause set with it
+		}
 		rs := byAddr[c.Result.RIP.String()]
 		if rs != nil {
 			c.Facts = facts[rs][pathOf(*c)]

@@ -319,3 +319,42 @@ func TestVerifyUDPProbes(t *testing.T) {
 		t.Errorf("explain all: shanghai asked %+v, check %+v", f.reqs["shanghai"], checks[3])
 	}
 }
+
+// TestVerifyLeavesGUEAndGREOut: verify sends IPIP only, so a GUE or GRE destination is not probed,
+// its realserver is not asked (its facts are IPIP's), even with explain, and its cause says why.
+func TestVerifyLeavesGUEAndGREOut(t *testing.T) {
+	hosts := verifyFleet()
+	svcs := hosts[0].Desired.Services
+	for i, tun := range []protocol.Tunnel{{Type: protocol.TunnelGUE, Port: 6080}, {Type: protocol.TunnelGRE, Checksum: true}} {
+		s := protocol.Service{Protocol: "tcp", Address: netip.AddrFrom4([4]byte{198, 18, 48, byte(190 + i)}), Port: 80, Scheduler: "rr",
+			Destinations: []protocol.Destination{{Address: rip2, Port: 80, Weight: 1, Forward: protocol.ForwardTunnel, Tunnel: tun}}}
+		svcs = append(svcs, s)
+	}
+	hosts[0].Desired.Services = svcs
+	f := &verifyHosts{facts: map[string][]protocol.Fact{"beijing": {{Name: "ipip loaded", Value: "loaded", OK: true}}, "shanghai": {{Name: "ipip loaded", Value: "loaded", OK: true}}}}
+	r := Open(hosts, f.dial, Options{Parallel: 3})
+	defer r.Close()
+	checks := r.Verify(VerifyOptions{Explain: true})
+	got := summary(checks)
+	for _, want := range []string{
+		"lvs01 tcp/198.18.48.190:80 198.18.10.182 beijing not probed | tunnelled by gue:6080: verify sends its probes in IPIP only",
+		"lvs01 tcp/198.18.48.191:80 198.18.10.182 beijing not probed | tunnelled by gre,csum: verify sends its probes in IPIP only",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("checks:\n%s\nlack %q", got, want)
+		}
+	}
+	if n := len(f.reqs["lvs01"][0].Probes); n != 3 {
+		t.Errorf("%d probes, want the 3 TCP IPIP ones", n)
+	}
+	for _, p := range f.reqs["beijing"][0].Explain {
+		if p.VIP != vip {
+			t.Errorf("beijing asked about %+v", p)
+		}
+	}
+	for _, c := range checks[len(checks)-2:] {
+		if c.Failed() || c.Facts != nil {
+			t.Errorf("%+v", c)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/files"
+	"github.com/tunplan/tunplan/modules/fou"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
 	"github.com/tunplan/tunplan/modules/mss"
@@ -33,6 +35,12 @@ type Engine struct {
 	// MSS sets the advmss of the default routes (a realserver's tunnel_mss); read only when a route
 	// is in scope.
 	MSS mss.Kernel
+	// Fou owns a GUE realserver's fou listeners; read only when a port is in scope and the fou
+	// module is loaded.
+	Fou fou.Kernel
+	// Release reads the kernel's release ("6.1.0-18-amd64"): a director refuses a GUE or GRE tunnel
+	// its kernel cannot make. nil: not checked.
+	Release func() (string, error)
 	// Sockets and Routes are read by explain (verify, on a realserver): what listens, and the route
 	// back to the director.
 	Sockets sockets.Kernel
@@ -118,11 +126,16 @@ type scope struct {
 	services map[protocol.Key]bool
 	files    []string
 	routes   []string // routes whose advmss is wanted or owned
+	fou      []uint16 // fou ports wanted or owned
+	// tunnels: a destination wants or has a tunnel other than IPIP, so destinations are read in a
+	// way that tells GUE and GRE from IPIP (ipvs.Facts).
+	tunnels bool
 }
 
 func scopeOf(states ...protocol.State) scope {
 	sc := scope{links: map[string][]netip.Prefix{}, services: map[protocol.Key]bool{}}
 	seenS, seenM, seenF, seenR := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	seenP := map[uint16]bool{}
 	for _, st := range states {
 		for _, m := range st.Modules {
 			if !seenM[m] {
@@ -141,6 +154,17 @@ func scopeOf(states ...protocol.State) scope {
 		}
 		for _, s := range st.Services {
 			sc.services[s.Key()] = true
+			for _, d := range s.Destinations {
+				if d.Tunnel.Type != protocol.TunnelIPIP {
+					sc.tunnels = true
+				}
+			}
+		}
+		for _, p := range st.Fou {
+			if !seenP[p.Port] {
+				seenP[p.Port] = true
+				sc.fou = append(sc.fou, p.Port)
+			}
 		}
 		for _, f := range st.Files {
 			if !seenF[f.Path] {
@@ -178,6 +202,15 @@ func (e *Engine) facts(sc scope) (protocol.State, error) {
 			return st, err
 		}
 	}
+	// Without fou loaded there is no fou listener (and no generic netlink family to ask).
+	if len(sc.fou) > 0 && e.Kmod.Loaded(fou.Module) {
+		if e.Fou == nil {
+			return st, errors.New("fou: this helper cannot read fou ports")
+		}
+		if st.Fou, err = fou.Facts(e.Fou, sc.fou); err != nil {
+			return st, err
+		}
+	}
 	if len(sc.routes) > 0 {
 		if e.MSS == nil {
 			return st, errors.New("mss: this helper cannot read routes")
@@ -192,7 +225,7 @@ func (e *Engine) facts(sc scope) (protocol.State, error) {
 		if err != nil {
 			return st, err
 		}
-		if st.Services, err = ipvs.Facts(k, sc.services); err != nil {
+		if st.Services, err = ipvs.Facts(k, sc.services, sc.tunnels); err != nil {
 			return st, err
 		}
 	}
@@ -212,18 +245,27 @@ func (e *Engine) openIPVS() (ipvs.Kernel, error) {
 
 // plan reads facts for want and owned and returns the steps from the host's state to want, in the
 // order they must run: additions and updates module by module (kernel modules, devices, sysctls,
-// IPVS, boot files, routes' advmss), then removals in the reverse order (IPVS before the VIP leaves
-// the device). The advmss comes last: at boot, a default route that does not exist yet fails it
-// after everything else was restored.
+// fou ports, IPVS, boot files, routes' advmss), then removals in the reverse order (IPVS before the
+// VIP leaves the device). The advmss comes last: at boot, a default route that does not exist yet
+// fails it after everything else was restored.
 func (e *Engine) plan(want, owned protocol.State) ([]change.Step, error) {
 	cur, err := e.facts(scopeOf(want, owned))
 	if err != nil {
 		return nil, err
 	}
-	if err := e.Session.check(want, cur); err != nil {
+	if err := e.refuse(want, cur); err != nil {
 		return nil, err
 	}
 	return e.steps(want, cur), nil
+}
+
+// refuse is why moving the host from cur to want must not start, or nil: it would cut the SSH
+// session, or ask for a tunnel the kernel cannot make.
+func (e *Engine) refuse(want, cur protocol.State) error {
+	if err := e.Session.check(want, cur); err != nil {
+		return err
+	}
+	return e.checkKernel(want)
 }
 
 func (e *Engine) steps(want, cur protocol.State) []change.Step {
@@ -231,6 +273,7 @@ func (e *Engine) steps(want, cur protocol.State) []change.Step {
 		kmod.Diff(e.Kmod, want.Modules, cur.Modules),
 		tunnel.Diff(e.Tunnel, want.Links, cur.Links),
 		sysctl.Diff(e.Sysctl, want.Sysctls, cur.Sysctls),
+		fou.Diff(e.Fou, want.Fou, cur.Fou),
 		ipvs.Diff(e.openIPVS, want.Services, cur.Services),
 		files.Diff(e.Files, want.Files, cur.Files),
 		mss.Diff(e.MSS, want.Routes, cur.Routes),
@@ -277,7 +320,7 @@ func (e *Engine) converge(req protocol.Request, resp *protocol.Response) error {
 	if err != nil {
 		return err
 	}
-	if err := e.Session.check(want, snapshot); err != nil {
+	if err := e.refuse(want, snapshot); err != nil {
 		return err
 	}
 	steps := filterPhase(e.steps(want, snapshot), req.Phase)
@@ -456,18 +499,26 @@ func (e *Engine) readGeneration(n int) (protocol.Generation, error) {
 // latestGeneration is the current generation, nil before tunplan first changed the host, read for
 // what an apply or a diff needs of it: its number, its run, and the scope of what it owns. Only it
 // is read, and its services without their destinations, which are nearly all of a large table's
-// megabyte: decoding them would cost a no-op apply as much again as its request.
+// megabyte: decoding them would cost a no-op apply as much again as its request. Of those only the
+// tunnel is read, and a service keeps one destination per tunnel other than IPIP, with nothing
+// else set: whether GUE or GRE is owned decides how the destinations are read (scope.tunnels).
 func (e *Engine) latestGeneration() (*protocol.Generation, error) {
 	ns, err := e.generationNumbers()
 	if err != nil || len(ns) == 0 {
 		return nil, err
 	}
 	n := ns[len(ns)-1]
+	type tunnelOnly struct {
+		Tunnel protocol.Tunnel `json:"tunnel"`
+	}
 	var g struct {
 		protocol.Generation
 		State struct {
 			protocol.State
-			Services []protocol.Key `json:"services"`
+			Services []struct {
+				protocol.Key
+				Destinations []tunnelOnly `json:"destinations"`
+			} `json:"services"`
 		} `json:"state"`
 	}
 	if err := readJSON(e.genPath(n), &g); err != nil {
@@ -475,7 +526,13 @@ func (e *Engine) latestGeneration() (*protocol.Generation, error) {
 	}
 	g.Generation.State = g.State.State
 	for _, k := range g.State.Services {
-		g.Generation.State.Services = append(g.Generation.State.Services, protocol.Service{Protocol: k.Protocol, Address: k.Address, Port: k.Port})
+		s := protocol.Service{Protocol: k.Protocol, Address: k.Address, Port: k.Port}
+		for _, d := range k.Destinations {
+			if d.Tunnel.Type != protocol.TunnelIPIP && !slices.ContainsFunc(s.Destinations, func(x protocol.Destination) bool { return x.Tunnel == d.Tunnel }) {
+				s.Destinations = append(s.Destinations, protocol.Destination{Tunnel: d.Tunnel})
+			}
+		}
+		g.Generation.State.Services = append(g.Generation.State.Services, s)
 	}
 	return &g.Generation, nil
 }

@@ -27,7 +27,7 @@ func newEngine(t testing.TB, f *fakeKernel) *Engine {
 	dir := t.TempDir()
 	return &Engine{
 		Dir:  filepath.Join(dir, "state"),
-		Kmod: f, Sysctl: fakeSysctl{f}, Tunnel: f,
+		Kmod: f, Sysctl: fakeSysctl{f}, Tunnel: f, Fou: f,
 		IPVS: func() (ipvs.Kernel, error) {
 			if !f.modules["ip_vs"] {
 				return nil, errors.New("genetlink family IPVS not found")
@@ -65,8 +65,11 @@ func (f *fakeKernel) dump() string {
 	for k, s := range f.svcs {
 		lines = append(lines, fmt.Sprintf("svc %s %s flags=%d timeout=%d", k, s.svc.Scheduler, s.svc.Flags, s.svc.Timeout))
 		for dk, d := range s.dests {
-			lines = append(lines, fmt.Sprintf("dest %s %s w=%d fwd=%d", k, dk, d.Weight, d.FwdMethod))
+			lines = append(lines, fmt.Sprintf("dest %s %s w=%d fwd=%d tun=%d:%d:%d", k, dk, d.Weight, d.FwdMethod, d.TunnelType, d.TunnelPort, d.TunnelFlags))
 		}
+	}
+	for p, x := range f.fou {
+		lines = append(lines, fmt.Sprintf("fou %d type=%d", p, x.EncapType))
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
@@ -250,12 +253,13 @@ func TestFailedStepRestoresSnapshot(t *testing.T) {
 	}
 }
 
-// strip drops what a restore leaves by design: loaded modules (never unloaded), the tunl0 their
-// loading created (down, no address) and its sysctls.
+// strip drops what a restore leaves by design: loaded modules (never unloaded), the tunl0 and gre0
+// their loading created (down, no address) and their sysctls.
 func strip(dump string) string {
 	var keep []string
 	for _, l := range strings.Split(dump, "\n") {
-		if !strings.HasPrefix(l, "module ") && l != "link tunl0 up=false []" && !strings.HasPrefix(l, "sysctl net.ipv4.conf.tunl0") {
+		if !strings.HasPrefix(l, "module ") && l != "link tunl0 up=false []" && !strings.HasPrefix(l, "sysctl net.ipv4.conf.tunl0") &&
+			l != "link gre0 up=false []" && !strings.HasPrefix(l, "sysctl net.ipv4.conf.gre0") {
 			keep = append(keep, l)
 		}
 	}

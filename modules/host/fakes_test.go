@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"sort"
+	"syscall"
 
 	cipvs "github.com/cloudflare/ipvs"
 	"github.com/vishvananda/netlink"
@@ -21,9 +22,11 @@ type fakeKernel struct {
 	sysctls map[string]string
 	links   map[string]*fakeLink
 	svcs    map[string]*fakeSvc
+	fou     map[int]netlink.Fou // fou listeners by port (IPv4, unbound)
 	failOn  string
-	calls   int   // netlink/IPVS/sysctl writes
-	ipvsErr error // the first failed IPVS write since the last Flush
+	calls   int    // netlink/IPVS/sysctl writes
+	ipvsErr error  // the first failed IPVS write since the last Flush
+	exact   []bool // the tunnels argument of every Destinations read
 }
 
 type fakeLink struct {
@@ -45,6 +48,7 @@ func newFake() *fakeKernel {
 		},
 		links: map[string]*fakeLink{},
 		svcs:  map[string]*fakeSvc{},
+		fou:   map[int]netlink.Fou{},
 	}
 }
 
@@ -66,11 +70,47 @@ func (f *fakeKernel) Load(name string) error {
 		return err
 	}
 	f.modules[name] = true
-	if name == "ipip" && f.links["tunl0"] == nil {
-		f.links["tunl0"] = &fakeLink{}
-		f.sysctls["net.ipv4.conf.tunl0.rp_filter"] = f.sysctls["net.ipv4.conf.default.rp_filter"]
+	for mod, dev := range map[string]string{"ipip": "tunl0", "ip_gre": "gre0"} {
+		if name == mod && f.links[dev] == nil {
+			f.links[dev] = &fakeLink{}
+			f.sysctls["net.ipv4.conf."+dev+".rp_filter"] = f.sysctls["net.ipv4.conf.default.rp_filter"]
+		}
 	}
 	return nil
+}
+
+// fou: the generic netlink family exists while the module is loaded; one listener per port.
+func (f *fakeKernel) FouList(int) ([]netlink.Fou, error) {
+	if !f.modules["fou"] {
+		return nil, errors.New("no such file or directory (generic netlink family fou)")
+	}
+	var out []netlink.Fou
+	for _, x := range f.fou {
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+func (f *fakeKernel) FouAdd(x netlink.Fou) error {
+	if !f.modules["fou"] {
+		return errors.New("no such file or directory (generic netlink family fou)")
+	}
+	if _, ok := f.fou[x.Port]; ok {
+		return syscall.EALREADY
+	}
+	if err := f.fail(fmt.Sprintf("fou add %d", x.Port)); err != nil {
+		return err
+	}
+	f.fou[x.Port] = x
+	return nil
+}
+
+func (f *fakeKernel) FouDel(x netlink.Fou) error {
+	if _, ok := f.fou[x.Port]; !ok {
+		return syscall.ENOENT
+	}
+	delete(f.fou, x.Port)
+	return f.fail(fmt.Sprintf("fou del %d", x.Port))
 }
 
 // sysctl
@@ -193,7 +233,10 @@ func (f *fakeKernel) Services() ([]cipvs.Service, error) {
 	return out, nil
 }
 
-func (f *fakeKernel) Destinations(svcs []cipvs.Service) ([][]cipvs.Destination, error) {
+// Destinations reads what the kernel holds; without tunnels, as /proc/net/ip_vs gives it for a large
+// table: every tunnel reads as IPIP.
+func (f *fakeKernel) Destinations(svcs []cipvs.Service, tunnels bool) ([][]cipvs.Destination, error) {
+	f.exact = append(f.exact, tunnels)
 	out := make([][]cipvs.Destination, len(svcs))
 	for i, s := range svcs {
 		fs, ok := f.svcs[svcKey(s)]
@@ -201,6 +244,9 @@ func (f *fakeKernel) Destinations(svcs []cipvs.Service) ([][]cipvs.Destination, 
 			return nil, errors.New("no such service")
 		}
 		for _, d := range fs.dests {
+			if !tunnels {
+				d.TunnelType, d.TunnelPort, d.TunnelFlags = cipvs.IPIP, 0, 0
+			}
 			out[i] = append(out[i], d)
 		}
 	}

@@ -192,14 +192,16 @@ func (cl *Client) Services() ([]cipvs.Service, error) {
 
 // Destinations lists the destinations of each service: out[i] are svcs[i]'s.
 //
-// For many services it reads /proc/net/ip_vs, the whole table in one pass: it carries every field
-// tunplan compares (address, port, forwarding method, weight), not the thresholds or tunnel
-// options, which tunplan neither sets nor reads. Services it does not list in a form parsed here
-// (IPv6, fwmark) are dumped over netlink: one dump per service, spread over a few sockets, since a
-// socket runs one dump at a time (the kernel refuses a second while one is unfinished).
-func (cl *Client) Destinations(svcs []cipvs.Service) ([][]cipvs.Destination, error) {
+// For many services, unless tunnels is set, it reads /proc/net/ip_vs, the whole table in one pass:
+// it carries the fields tunplan compares for an IPIP tunnel (address, port, forwarding method,
+// weight), not the thresholds, which tunplan neither sets nor reads, nor the tunnel type, port and
+// flags, which then read as IPIP. Services it does not list in a form parsed here (IPv6, fwmark),
+// and every service when tunnels is set, are dumped over netlink: one dump per service, spread over
+// a few sockets, since a socket runs one dump at a time (the kernel refuses a second while one is
+// unfinished).
+func (cl *Client) Destinations(svcs []cipvs.Service, tunnels bool) ([][]cipvs.Destination, error) {
 	out := make([][]cipvs.Destination, len(svcs))
-	if cl.proc != "" && len(svcs) >= procMin {
+	if cl.proc != "" && len(svcs) >= procMin && !tunnels {
 		table, err := readProc(cl.proc)
 		if err != nil {
 			return nil, err

@@ -379,7 +379,7 @@ func TestReads(t *testing.T) {
 			t.Fatalf("service %d: %+v, want %+v", i, s, want)
 		}
 	}
-	dests, err := cl.Destinations(svcs)
+	dests, err := cl.Destinations(svcs, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestReads(t *testing.T) {
 		}
 	}
 	// A service that went away in between has no destinations.
-	gone, err := cl.Destinations([]cipvs.Service{benchService(999)})
+	gone, err := cl.Destinations([]cipvs.Service{benchService(999)}, false)
 	if err != nil || len(gone) != 1 || len(gone[0]) != 0 {
 		t.Errorf("%v %v", gone, err)
 	}
@@ -416,14 +416,14 @@ func TestFacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1 := benchService(1)
-	got, err := Facts(cl, map[protocol.Key]bool{{Protocol: "tcp", Address: s1.Address, Port: s1.Port}: true})
+	got, err := Facts(cl, map[protocol.Key]bool{{Protocol: "tcp", Address: s1.Address, Port: s1.Port}: true}, false)
 	if err != nil || len(got) != 1 || len(got[0].Destinations) != 10 {
 		t.Fatalf("%+v %v", got, err)
 	}
 	if d := got[0].Destinations[9]; d.Address != netip.MustParseAddr("198.18.200.10") || d.Forward != "tunnel" || d.Weight != 1 {
 		t.Errorf("%+v", d)
 	}
-	all, err := Facts(cl, nil)
+	all, err := Facts(cl, nil, false)
 	if err != nil || len(all) != 3 {
 		t.Errorf("%d services, %v", len(all), err)
 	}
@@ -479,7 +479,7 @@ func TestProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := cl.Destinations(svcs) // over netlink
+	want, err := cl.Destinations(svcs, false) // over netlink
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +507,7 @@ func TestProc(t *testing.T) {
 		t.Fatal(err)
 	}
 	sends := len(k.sends)
-	got, err := cl.Destinations(svcs)
+	got, err := cl.Destinations(svcs, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +534,7 @@ func TestProc(t *testing.T) {
 	}
 	// Fewer services than procMin: netlink only.
 	cl.proc = "/nonexistent"
-	if _, err := cl.Destinations(svcs[:3]); err != nil {
+	if _, err := cl.Destinations(svcs[:3], false); err != nil {
 		t.Error(err)
 	}
 }

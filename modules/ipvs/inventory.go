@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 
 	cipvs "github.com/cloudflare/ipvs"
 
@@ -30,7 +31,7 @@ func Inventory(k Kernel) (services []protocol.Service, skipped []string, err err
 	}
 	services = []protocol.Service{}
 	if len(kept) > 0 {
-		dests, err := k.Destinations(kept)
+		dests, err := k.Destinations(kept, true) // a GUE or GRE destination must not read as IPIP
 		if err != nil {
 			return nil, nil, fmt.Errorf("ipvs: %w", err)
 		}
@@ -81,7 +82,7 @@ func unmanagedDest(d cipvs.Destination) string {
 		}
 		return "destination " + at + " forwards by " + fwd + ", not tunnel; tunplan manages LVS-TUN services only"
 	case d.TunnelType != cipvs.IPIP:
-		return fmt.Sprintf("destination %s tunnels by %s; tunplan writes IPIP tunnels", at, d.TunnelType)
+		return fmt.Sprintf("destination %s tunnels by %s; tunplan import writes IPIP services (write tunnel = %q and its block in the plan by hand)", at, d.TunnelType, strings.ToLower(d.TunnelType.String()))
 	}
 	return ""
 }

@@ -24,8 +24,10 @@ import (
 type Kernel interface {
 	// Services lists the virtual services; an empty table is an empty list.
 	Services() ([]cipvs.Service, error)
-	// Destinations lists the destinations of each service: out[i] are svcs[i]'s.
-	Destinations(svcs []cipvs.Service) ([][]cipvs.Destination, error)
+	// Destinations lists the destinations of each service: out[i] are svcs[i]'s. With tunnels, each
+	// destination's tunnel type, port and flags are read too, which only netlink carries (not
+	// /proc/net/ip_vs); without, they may read as IPIP.
+	Destinations(svcs []cipvs.Service, tunnels bool) ([][]cipvs.Destination, error)
 	// Queue sends or queues one write. An error it returns is an earlier write's (or this
 	// one's) failure, as Flush would report it.
 	Queue(Write) error
@@ -49,7 +51,10 @@ var (
 
 // Facts reads the IPVS table once (one service dump, one destination dump per service in scope)
 // and returns the services in scope with their destinations, sorted. A nil scope reads them all.
-func Facts(k Kernel, scope map[protocol.Key]bool) ([]protocol.Service, error) {
+// tunnels asks for the destinations' tunnels (GUE, GRE) to be read exactly, which a large table's
+// fast read (/proc/net/ip_vs) cannot: the engine sets it when a tunnel other than IPIP is wanted or
+// owned.
+func Facts(k Kernel, scope map[protocol.Key]bool, tunnels bool) ([]protocol.Service, error) {
 	svcs, err := k.Services()
 	if err != nil {
 		return nil, fmt.Errorf("ipvs: %w", err)
@@ -67,7 +72,7 @@ func Facts(k Kernel, scope map[protocol.Key]bool) ([]protocol.Service, error) {
 	if len(ks) == 0 {
 		return nil, nil
 	}
-	dests, err := k.Destinations(ks)
+	dests, err := k.Destinations(ks, tunnels)
 	if err != nil {
 		return nil, fmt.Errorf("ipvs: %w", err)
 	}
@@ -78,7 +83,13 @@ func Facts(k Kernel, scope map[protocol.Key]bool) ([]protocol.Service, error) {
 			if !ok {
 				fwd = fmt.Sprintf("method-%d", de.FwdMethod)
 			}
-			out[i].Destinations = append(out[i].Destinations, protocol.Destination{Address: de.Address, Port: de.Port, Weight: de.Weight, Forward: fwd})
+			d := protocol.Destination{Address: de.Address, Port: de.Port, Weight: de.Weight, Forward: fwd}
+			if de.FwdMethod == cipvs.Tunnel {
+				if d.Tunnel, err = tunnelOf(de); err != nil {
+					return nil, fmt.Errorf("ipvs: %s -> %s: %w", out[i].Key(), netip.AddrPortFrom(de.Address, de.Port), err)
+				}
+			}
+			out[i].Destinations = append(out[i].Destinations, d)
 		}
 		sortDestinations(out[i].Destinations)
 	}
@@ -125,13 +136,48 @@ func destToKernel(d protocol.Destination) cipvs.Destination {
 			kd.FwdMethod = m
 		}
 	}
+	switch d.Tunnel.Type {
+	case protocol.TunnelGUE:
+		kd.TunnelType = cipvs.GUE
+	case protocol.TunnelGRE:
+		kd.TunnelType = cipvs.GRE
+	}
+	kd.TunnelPort = d.Tunnel.Port
+	if d.Tunnel.Checksum {
+		kd.TunnelFlags |= cipvs.TunnelEncapChecksum
+	}
+	if d.Tunnel.RemoteChecksum {
+		kd.TunnelFlags |= cipvs.TunnelEncapRemoteChecksum
+	}
 	return kd
+}
+
+// tunnelOf is a tunnel destination's tunnel as tunplan compares it: only what the kernel acts on
+// (ip_vs_xmit.c: the port of GUE, the checksum flag of GUE and GRE, the remote checksum flag of
+// GUE), so that a value the kernel ignores is not drift. A tunnel type this helper does not know
+// is an error: it cannot be compared, nor written back.
+func tunnelOf(d cipvs.Destination) (protocol.Tunnel, error) {
+	var t protocol.Tunnel
+	switch d.TunnelType {
+	case cipvs.IPIP:
+		return t, nil
+	case cipvs.GUE:
+		t.Type, t.Port = protocol.TunnelGUE, d.TunnelPort
+		t.RemoteChecksum = d.TunnelFlags&cipvs.TunnelEncapRemoteChecksum != 0
+	case cipvs.GRE:
+		t.Type = protocol.TunnelGRE
+	default:
+		return t, fmt.Errorf("unknown tunnel type %d", d.TunnelType)
+	}
+	t.Checksum = d.TunnelFlags&cipvs.TunnelEncapChecksum != 0
+	return t, nil
 }
 
 // Diff makes the steps from current to want. Services in current but not in want are removed
 // (the engine only reads services tunplan owns or wants); inside a service every destination is
-// compared, so one added by hand is drift. Scheduler, persistence, weight and forwarding method are
-// compared; counters never are.
+// compared, so one added by hand is drift. Scheduler, persistence, weight, forwarding method and
+// tunnel (type, port, flags) are compared; counters never are. A changed tunnel is an update of the
+// destination (IPVS_CMD_SET_DEST sets it), never a removal and a new one.
 func Diff(open func() (Kernel, error), want, current []protocol.Service) []change.Step {
 	flush := func() error {
 		k, err := open()
@@ -190,7 +236,7 @@ func destSteps(steps []change.Step, open func() (Kernel, error), flush func() er
 		case !ok:
 			n := name(d)
 			steps = append(steps, ipvsStep(open, flush, change.Create, n, "", d.Attrs(), Write{Cmd: NewDest, Service: ks, Dest: destToKernel(d)}))
-		case cur.Weight != d.Weight || cur.Forward != d.Forward:
+		case cur.Weight != d.Weight || cur.Forward != d.Forward || cur.Tunnel != d.Tunnel:
 			n := name(d)
 			steps = append(steps, ipvsStep(open, flush, change.Update, n, cur.Attrs(), d.Attrs(), Write{Cmd: SetDest, Service: ks, Dest: destToKernel(d)}))
 		}
@@ -233,5 +279,5 @@ func sortDestinations(ds []protocol.Destination) {
 // ToKernel is the service as tunplan writes it to IPVS (IPv4, /32 netmask, persistence flag).
 func ToKernel(s protocol.Service) cipvs.Service { return toKernel(s) }
 
-// DestToKernel is the destination as tunplan writes it to IPVS (IPIP tunnel type).
+// DestToKernel is the destination as tunplan writes it to IPVS (its tunnel type, port and flags).
 func DestToKernel(d protocol.Destination) cipvs.Destination { return destToKernel(d) }

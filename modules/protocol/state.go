@@ -17,6 +17,7 @@ type State struct {
 	Links    []Link     `json:"links,omitempty"`    // devices that must be up and carry addresses (tunl0 + VIP/32)
 	Services []Service  `json:"services,omitempty"` // IPVS virtual services with their destinations
 	Routes   []RouteMSS `json:"routes,omitempty"`   // the advertised MSS (advmss) of routes: a realserver's tunnel_mss
+	Fou      []FouPort  `json:"fou,omitempty"`      // foo-over-UDP receive ports (a GUE realserver's), sorted by Port
 	// Files are whole files tunplan owns: what rebuilds the state at boot. The helper adds them to
 	// the state the plan asks for; a plan never names them.
 	Files []File `json:"files,omitempty"`
@@ -24,7 +25,7 @@ type State struct {
 
 // Empty reports whether the state asks for nothing on the host (files aside: they follow the rest).
 func (s State) Empty() bool {
-	return len(s.Modules) == 0 && len(s.Sysctls) == 0 && len(s.Links) == 0 && len(s.Services) == 0 && len(s.Routes) == 0
+	return len(s.Modules) == 0 && len(s.Sysctls) == 0 && len(s.Links) == 0 && len(s.Services) == 0 && len(s.Routes) == 0 && len(s.Fou) == 0
 }
 
 // DefaultRoute names, as a RouteMSS's Dst, every IPv4 default route of the main table: the routes a
@@ -80,6 +81,94 @@ type Destination struct {
 	Port    uint16     `json:"port"`
 	Weight  uint32     `json:"weight"`  // 0..65535; 0 drains
 	Forward string     `json:"forward"` // "tunnel" (ipvsadm -i); facts may also read "route", "masq", "local"
+	// Tunnel is how a tunnel destination's packets are wrapped; the zero value is IPIP, so states
+	// written before GUE and GRE existed read as they were meant.
+	Tunnel Tunnel `json:"tunnel,omitzero"`
+}
+
+// Tunnel is how the director encapsulates the packets it forwards to a destination: IPVS's tunnel
+// type, port and flags (IPVS_DEST_ATTR_TUN_TYPE, TUN_PORT, TUN_FLAGS; ipvsadm --tun-type,
+// --tun-port, --tun-nocsum/--tun-csum/--tun-remcsum). Only what the kernel acts on is kept: the
+// port of a GUE tunnel, the checksum of GUE and GRE, the remote checksum of GUE.
+type Tunnel struct {
+	Type           TunnelType `json:"type"`
+	Port           uint16     `json:"port,omitempty"`            // GUE: the UDP port the realserver's fou listener takes
+	Checksum       bool       `json:"checksum,omitempty"`        // GUE, GRE: the outer UDP or GRE header carries a checksum (TUN_FLAGS CSUM)
+	RemoteChecksum bool       `json:"remote_checksum,omitempty"` // GUE: remote checksum offload (TUN_FLAGS REMCSUM)
+}
+
+// String renders the tunnel as a change shows it: "ipip", "gue:6080", "gue:6080,csum,remcsum",
+// "gre,csum".
+func (t Tunnel) String() string {
+	s := t.Type.String()
+	if t.Type == TunnelGUE || t.Port != 0 {
+		s += ":" + strconv.FormatUint(uint64(t.Port), 10)
+	}
+	if t.Checksum {
+		s += ",csum"
+	}
+	if t.RemoteChecksum {
+		s += ",remcsum"
+	}
+	return s
+}
+
+// TunnelType is IPVS's tunnel type. The zero value is IPIP: it reads and writes as "ipip".
+type TunnelType string
+
+const (
+	TunnelIPIP TunnelType = ""    // IP in IP, protocol 4: the realserver decapsulates on tunl0
+	TunnelGUE  TunnelType = "gue" // Generic UDP Encapsulation (Linux 5.2): UDP to the tunnel port, then IPIP
+	TunnelGRE  TunnelType = "gre" // GRE, protocol 47 (Linux 5.3): the realserver decapsulates on gre0
+)
+
+// TunnelTypes are the tunnel types as a plan and the JSON name them.
+var TunnelTypes = []string{"ipip", "gue", "gre"}
+
+func (t TunnelType) String() string {
+	if t == TunnelIPIP {
+		return "ipip"
+	}
+	return string(t)
+}
+
+func (t TunnelType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+func (t *TunnelType) UnmarshalText(b []byte) error {
+	if string(b) == "ipip" {
+		*t = TunnelIPIP
+		return nil
+	}
+	return enum(t, b, "tunnel type", TunnelIPIP, TunnelGUE, TunnelGRE)
+}
+
+// FouPort is a foo-over-UDP receive port (`ip fou add port 6080 gue`): the kernel takes the UDP
+// datagrams to Port on any local IPv4 address and decapsulates them. A GUE port hands the inner
+// packet to the protocol its GUE header names: IPIP, so that tunl0 receives what IPVS sent.
+type FouPort struct {
+	Port     uint16  `json:"port"`
+	Type     FouType `json:"type"`
+	Protocol uint8   `json:"protocol,omitempty"` // direct only: the IP protocol of the payload (ip fou add … ipproto 4)
+}
+
+// String renders the listener as a change shows it: "gue", "direct ipproto 4".
+func (f FouPort) String() string {
+	if f.Type == FouDirect {
+		return "direct ipproto " + strconv.Itoa(int(f.Protocol))
+	}
+	return string(f.Type)
+}
+
+// FouType is how a fou port reads its datagrams.
+type FouType string
+
+const (
+	FouGUE    FouType = "gue"    // a GUE header names the payload's protocol: what tunplan makes
+	FouDirect FouType = "direct" // the payload is of one fixed IP protocol; facts may read one made by hand
+)
+
+func (f *FouType) UnmarshalText(b []byte) error {
+	return enum(f, b, "fou type", FouGUE, FouDirect)
 }
 
 // Key identifies a virtual service. Its JSON is a Service's without the rest: a service decodes
@@ -102,9 +191,14 @@ func (s Service) Attrs() string {
 	return "scheduler=" + s.Scheduler + " persistence=" + strconv.FormatUint(uint64(s.Persistence), 10)
 }
 
-// Attrs renders what a change of the destination shows: "weight=1 fwd=tunnel".
+// Attrs renders what a change of the destination shows: "weight=1 fwd=tunnel", and for a tunnel
+// other than a plain IPIP one, "weight=1 fwd=tunnel tun=gue:6080".
 func (d Destination) Attrs() string {
-	return "weight=" + strconv.FormatUint(uint64(d.Weight), 10) + " fwd=" + d.Forward
+	s := "weight=" + strconv.FormatUint(uint64(d.Weight), 10) + " fwd=" + d.Forward
+	if d.Tunnel != (Tunnel{}) {
+		s += " tun=" + d.Tunnel.String()
+	}
+	return s
 }
 
 // Where the helper keeps its files on a host, and the device LVS-TUN decapsulates on. Both sides
@@ -121,5 +215,6 @@ const (
 	RestoreLateLink = "/etc/systemd/system/multi-user.target.wants/tunplan-restore-late.service"
 	ModulesLoad     = "/etc/modules-load.d/tunplan.conf" // kernel modules systemd-modules-load loads at boot
 	TunnelDevice    = "tunl0"                            // the IPIP fallback device of the ipip module: the realservers' VIP device, the directors' default
+	GREDevice       = "gre0"                             // the GRE fallback device of the ip_gre module: a GRE realserver's VIP device
 	ForwardTunnel   = "tunnel"
 )

@@ -137,7 +137,7 @@ func step(act change.Action, dev, address, before, after string, do func(netlink
 			l, err := k.LinkByName(dev)
 			var nf netlink.LinkNotFoundError
 			if errors.As(err, &nf) {
-				return fmt.Errorf("tunnel: no device %s (for tunl0: is ipip loaded, and is net.core.fb_tunnels_only_for_init_net 0?)", dev)
+				return fmt.Errorf("tunnel: no device %s (for tunl0: is ipip loaded, for gre0: ip_gre, and is net.core.fb_tunnels_only_for_init_net 0?)", dev)
 			}
 			if err != nil {
 				return fmt.Errorf("tunnel: %s: %w", dev, err)

@@ -385,7 +385,7 @@ func timeKeepalived(conf string) error {
 			}
 			defer k.Close()
 		}
-		ds, err := k.Destinations([]cipvs.Service{last})
+		ds, err := k.Destinations([]cipvs.Service{last}, false)
 		if err != nil || len(ds[0]) < benchDests {
 			continue
 		}

@@ -153,7 +153,7 @@ func TestLoad10k(t *testing.T) {
 		t.Fatalf("ipvsadm -Sn after the batched load (%d lines) differs from after ipvsadm-restore (%d lines)", len(got), len(ref))
 	}
 	start = time.Now()
-	facts, err := ipvs.Facts(k, nil)
+	facts, err := ipvs.Facts(k, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestLoad10k(t *testing.T) {
 	}
 	for i := 0; i < len(ks); i += 20 {
 		chunk := ks[i:min(i+20, len(ks))]
-		dss, err := k.Destinations(chunk)
+		dss, err := k.Destinations(chunk, false)
 		if err != nil {
 			t.Fatal(err)
 		}

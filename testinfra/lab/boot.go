@@ -9,8 +9,9 @@ import (
 )
 
 // Reboot throws away the kernel state of the named hosts as a reboot would, while their /etc and
-// /var/lib stay: IPVS flushed, tunl0 without addresses and down, the lab's stock sysctls. With
-// modules it also unloads ipip and IPVS, which every host shares: that is a reboot of every host.
+// /var/lib stay: IPVS flushed, tunl0 and gre0 without addresses and down, no fou listener, the
+// lab's stock sysctls. With modules it also unloads ipip, ip_gre, fou and IPVS, which every host
+// shares: that is a reboot of every host.
 func Reboot(modules bool, names ...string) error {
 	var hs []Host
 	for _, h := range hosts {
@@ -24,7 +25,8 @@ func Reboot(modules bool, names ...string) error {
 	err := parallelHosts(hs, len(hs), func(h Host) error {
 		return bsh(h.Name, `set -e
 			if [ -e /proc/net/ip_vs ]; then /sbin/ipvsadm -C; fi
-			if [ -e /sys/class/net/tunl0 ]; then /sbin/ip addr flush dev tunl0; /sbin/ip link set tunl0 down; fi
+			for d in tunl0 gre0; do if [ -e /sys/class/net/$d ]; then /sbin/ip addr flush dev $d; /sbin/ip link set $d down; fi; done
+			if [ -d /sys/module/fou ]; then /sbin/ip fou show | while read _ port _; do /sbin/ip fou del port $port; done; fi
 			`+sysctlDefaults(h.Name))
 	})
 	if err != nil || !modules {

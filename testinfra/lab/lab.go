@@ -150,14 +150,15 @@ func SSHKey() string { return filepath.Join(runDir, "id_ed25519") }
 // KnownHosts is a known_hosts file with every host's management address and host key.
 func KnownHosts() string { return filepath.Join(runDir, "known_hosts") }
 
-// Reset returns every host to its state right after boot: no IPVS rules, tunl0 without addresses and
-// down, the lab's sysctls, no tunplan state. It then unloads ipip and IPVS, so the next test starts
-// from a kernel that has never seen them (tunl0 and the IPVS tables go away in every namespace).
+// Reset returns every host to its state right after boot: no IPVS rules, tunl0 (and gre0) without
+// addresses and down, the lab's sysctls, no tunplan state. It then unloads ipip, ip_gre, fou and
+// IPVS, so the next test starts from a kernel that has never seen them (tunl0, gre0, the fou
+// listeners and the IPVS tables go away in every namespace).
 func Reset() error {
 	err := parallel(func(h Host) error {
 		return bsh(h.Name, `set -e
 			if [ -e /proc/net/ip_vs ]; then /sbin/ipvsadm -C; fi
-			if [ -e /sys/class/net/tunl0 ]; then /sbin/ip addr flush dev tunl0; /sbin/ip link set tunl0 down; fi
+			for d in tunl0 gre0; do if [ -e /sys/class/net/$d ]; then /sbin/ip addr flush dev $d; /sbin/ip link set $d down; fi; done
 			rm -rf /var/lib/tunplan /etc/sysctl.d/* /etc/systemd/system/* /etc/modules-load.d/*
 			`+sysctlDefaults(h.Name))
 	})
@@ -167,9 +168,9 @@ func Reset() error {
 	return unloadModules()
 }
 
-// unloadModules unloads ipip and IPVS from the VM's kernel, which every host shares.
+// unloadModules unloads ipip, GRE, fou and IPVS from the VM's kernel, which every host shares.
 func unloadModules() error {
-	return bsh(Control, `for m in ip_vs_rr ip_vs_wrr ip_vs_wlc ip_vs_lc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq ip_vs_lblc ip_vs_lblcr ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs ipip tunnel4 ip_tunnel; do
+	return bsh(Control, `for m in ip_vs_rr ip_vs_wrr ip_vs_wlc ip_vs_lc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq ip_vs_lblc ip_vs_lblcr ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs ipip ip_gre gre fou tunnel4 ip_tunnel; do
 			if [ -d /sys/module/$m ]; then rmmod $m; fi; done`)
 }
 

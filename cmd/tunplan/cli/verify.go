@@ -48,7 +48,8 @@ Each destination is:
   refused      it answered with a RST (UDP: an ICMP port unreachable): nothing listens on VIP:port there
   no answer    nothing came back within --timeout
   wrong reply  UDP: a reply came, but not from the VIP, or not starting with the expected bytes
-  not probed   a UDP destination whose service has no probe block; only its realserver is read
+  not probed   a UDP destination whose service has no probe block (only its realserver is read), or a
+               destination tunnelled by GUE or GRE (verify sends IPIP only)
 
 For every destination that failed (every destination with --explain, and every UDP one not probed) the
 realserver reads, without changing anything, what decides whether it answers through the tunnel:
@@ -123,6 +124,7 @@ func verifyRun(o *verifyOptions) error {
 // checkTally counts a verify's destinations.
 type checkTally struct {
 	probed, failed, notProbed int
+	tunnels                   int // of notProbed: GUE or GRE destinations, which verify does not probe
 }
 
 func tallyChecks(cs []fleet.Check) checkTally {
@@ -131,6 +133,9 @@ func tallyChecks(cs []fleet.Check) checkTally {
 		switch {
 		case c.Result.Outcome == protocol.ProbeNotProbed:
 			t.notProbed++
+			if c.Tunnel.Type != protocol.TunnelIPIP {
+				t.tunnels++
+			}
 		case c.Failed():
 			t.probed++
 			t.failed++
@@ -154,8 +159,13 @@ func (t checkTally) sentence() string {
 	default:
 		s = fmt.Sprintf("Verify complete: %d destinations answer through the tunnel.", t.probed)
 	}
-	if t.notProbed > 0 {
+	switch {
+	case t.tunnels == 0 && t.notProbed > 0:
 		s += fmt.Sprintf(" %s not probed (UDP, no probe block).", plural(t.notProbed, "destination"))
+	case t.tunnels == t.notProbed && t.notProbed > 0:
+		s += fmt.Sprintf(" %s not probed (GUE or GRE: verify sends IPIP only).", plural(t.notProbed, "destination"))
+	case t.tunnels > 0:
+		s += fmt.Sprintf(" %s not probed (UDP without a probe block, or GUE or GRE: verify sends IPIP only).", plural(t.notProbed, "destination"))
 	}
 	return s
 }
