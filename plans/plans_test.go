@@ -346,30 +346,33 @@ func TestInvalidPlans(t *testing.T) {
 			"Undeclared variable", `no variable "vip" is declared; declare it with variable "vip" { default = … }`, "14:9"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			p, _, diags := Load("test.hcl", []byte(c.src), c.vars)
-			if p != nil {
-				t.Errorf("Load returned a plan despite errors")
-			}
-			if !diags.HasErrors() {
-				t.Fatalf("no error; want %q", c.summary)
-			}
-			for _, d := range diags {
-				pos := ""
-				if d.Subject != nil {
-					pos = fmt.Sprintf("%d:%d", d.Subject.Start.Line, d.Subject.Start.Column)
-				}
-				if d.Severity == hcl.DiagError && strings.Contains(d.Summary, c.summary) && strings.Contains(d.Detail, c.detail) && pos == c.pos {
-					return
-				}
-			}
-			var all []string
-			for _, d := range diags {
-				all = append(all, fmt.Sprintf("%s: %s; %s", d.Subject, d.Summary, d.Detail))
-			}
-			t.Errorf("want an error %q / %q at %s; got:\n%s", c.summary, c.detail, c.pos, strings.Join(all, "\n"))
-		})
+		t.Run(c.name, func(t *testing.T) { wantError(t, c.src, c.vars, c.summary, c.detail, c.pos) })
 	}
+}
+
+// wantError loads src and fails the test unless it is refused with an error diagnostic whose
+// summary is summary, whose detail contains detail, at pos (line:column; "" for none).
+func wantError(t *testing.T, src string, vars map[string]string, summary, detail, pos string) {
+	t.Helper()
+	p, _, diags := Load("test.hcl", []byte(src), vars)
+	if p != nil {
+		t.Errorf("Load returned a plan despite errors")
+	}
+	if !diags.HasErrors() {
+		t.Fatalf("no error; want %q", summary)
+	}
+	var all []string
+	for _, d := range diags {
+		at := ""
+		if d.Subject != nil {
+			at = fmt.Sprintf("%d:%d", d.Subject.Start.Line, d.Subject.Start.Column)
+		}
+		if d.Severity == hcl.DiagError && d.Summary == summary && strings.Contains(d.Detail, detail) && at == pos {
+			return
+		}
+		all = append(all, fmt.Sprintf("%s: %s; %s", d.Subject, d.Summary, d.Detail))
+	}
+	t.Errorf("want an error %q / %q at %s; got:\n%s", summary, detail, pos, strings.Join(all, "\n"))
 }
 
 // svc is a valid virtual_service "web" on d1 → r1 (lines 13-18 after base), with lines that replace

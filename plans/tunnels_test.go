@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/hcl/v2"
-
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -61,24 +59,7 @@ func TestTunnelDiagnostics(t *testing.T) {
 			"GUE port is a UDP service port", `r1 also serves virtual_service "dns" on UDP port 6080 (test.hcl:23,1-22): its requests would be decapsulated instead of answered. Pick another GUE port.`, "20:12"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			p, _, diags := Load("test.hcl", []byte(c.src), nil)
-			if p != nil || !diags.HasErrors() {
-				t.Fatalf("no error; want %q", c.summary)
-			}
-			var all []string
-			for _, d := range diags {
-				pos := ""
-				if d.Subject != nil {
-					pos = fmt.Sprintf("%d:%d", d.Subject.Start.Line, d.Subject.Start.Column)
-				}
-				if d.Severity == hcl.DiagError && d.Summary == c.summary && strings.Contains(d.Detail, c.detail) && pos == c.pos {
-					return
-				}
-				all = append(all, fmt.Sprintf("%s: %s; %s", d.Subject, d.Summary, d.Detail))
-			}
-			t.Errorf("want an error %q / %q at %s; got:\n%s", c.summary, c.detail, c.pos, strings.Join(all, "\n"))
-		})
+		t.Run(c.name, func(t *testing.T) { wantError(t, c.src, nil, c.summary, c.detail, c.pos) })
 	}
 }
 
