@@ -135,7 +135,7 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 		h.SSH.Sudo = *s.sudo
 	}
 	if s.jump != nil {
-		user, addr, port, _ := parseJump(*s.jump)
+		user, addr, port, _ := ParseJump(*s.jump)
 		if user == "" {
 			user = h.SSH.User
 		}

@@ -79,8 +79,8 @@ func (l *loader) sshSpec(b *hcl.Block, schema *hcl.BodySchema) sshSpec {
 	}
 	if a := c.Attributes["jump"]; a != nil {
 		if v, ok := l.str(a); ok {
-			if _, _, _, err := parseJump(v); err != nil {
-				l.errorf(a.Expr.Range(), "Invalid jump host", "%v. Write jump = \"[user@]host[:port]\", as OpenSSH's ProxyJump.", err)
+			if _, _, _, err := ParseJump(v); err != nil {
+				l.errorf(a.Expr.Range(), "Invalid jump host", "jump %q: %v. Write jump = \"[user@]host[:port]\", as OpenSSH's ProxyJump.", v, err)
 			} else {
 				s.jump = &v
 			}
@@ -89,7 +89,9 @@ func (l *loader) sshSpec(b *hcl.Block, schema *hcl.BodySchema) sshSpec {
 	return s
 }
 
-func parseJump(s string) (user, host string, port int, err error) {
+// ParseJump reads a bastion as OpenSSH's ProxyJump writes it, "[user@]host[:port]" (port 22 by
+// default; an IPv6 host with a port in brackets).
+func ParseJump(s string) (user, host string, port int, err error) {
 	if i := strings.LastIndex(s, "@"); i >= 0 {
 		user, s = s[:i], s[i+1:]
 	}
@@ -97,11 +99,11 @@ func parseJump(s string) (user, host string, port int, err error) {
 	if h, p, e := splitHostPort(s); e == nil {
 		host = h
 		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
-			return "", "", 0, fmt.Errorf("%q has an invalid port", s)
+			return "", "", 0, fmt.Errorf("invalid port %q", p)
 		}
 	}
 	if host == "" {
-		return "", "", 0, fmt.Errorf("%q names no host", s)
+		return "", "", 0, errors.New("no host")
 	}
 	return user, host, port, nil
 }

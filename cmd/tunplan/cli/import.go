@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/fatih/color"
@@ -218,31 +217,11 @@ func (o *importOptions) jumpTarget() (*inventory.Target, error) {
 	if o.jump == "" {
 		return nil, nil
 	}
-	s := o.jump
-	t := &inventory.Target{Port: 22}
-	if i := strings.LastIndex(s, "@"); i >= 0 {
-		t.User, s = s[:i], s[i+1:]
+	user, host, port, err := plans.ParseJump(o.jump)
+	if err != nil {
+		return nil, fmt.Errorf("--jump %q: %v: want [user@]host[:port]", o.jump, err)
 	}
-	t.Address = s
-	if h, p, ok := strings.Cut(s, ":"); ok && !strings.Contains(p, ":") {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("--jump %q: invalid port %q", o.jump, p)
-		}
-		t.Address, t.Port = h, n
-	} else if strings.HasPrefix(s, "[") {
-		if i := strings.Index(s, "]:"); i > 0 {
-			n, err := strconv.Atoi(s[i+2:])
-			if err != nil || n < 1 || n > 65535 {
-				return nil, fmt.Errorf("--jump %q: invalid port", o.jump)
-			}
-			t.Address, t.Port = s[1:i], n
-		}
-	}
-	if t.Address == "" {
-		return nil, fmt.Errorf("--jump %q names no host: want [user@]host[:port]", o.jump)
-	}
-	return t, nil
+	return &inventory.Target{User: user, Address: host, Port: port}, nil
 }
 
 // write writes the plan to -o (through a temporary file, so a failure leaves no half plan) or to
