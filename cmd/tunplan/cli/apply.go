@@ -80,7 +80,7 @@ func applyRun(o *applyOptions) error {
 		return o.finish(r, false)
 	}
 	if !o.autoApprove {
-		ok, err := o.confirm()
+		ok, err := o.io.confirm("apply", "Do you want to apply these changes?", "Apply cancelled.")
 		if err != nil || !ok {
 			return err
 		}
@@ -124,19 +124,6 @@ func (o *applyOptions) finish(r *fleet.Run, applied bool) error {
 		return exitCodeError{exitChanged}
 	}
 	return nil
-}
-
-func (o *applyOptions) confirm() (bool, error) {
-	if !o.io.Interactive {
-		return false, fmt.Errorf("standard input is not a terminal: run with --auto-approve to apply without confirmation")
-	}
-	fmt.Fprint(o.io.Out, "\nDo you want to apply these changes? Only 'yes' will be accepted: ")
-	line, _ := o.io.In.ReadString('\n')
-	if strings.TrimSpace(line) != "yes" {
-		fmt.Fprintln(o.io.Out, "Apply cancelled.")
-		return false, nil
-	}
-	return true, nil
 }
 
 // report tells what the apply did on each host: the generation it made, or why it failed, and for

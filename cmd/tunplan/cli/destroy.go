@@ -63,14 +63,9 @@ func destroyRun(o *destroyOptions) error {
 	}
 	fmt.Fprintf(o.io.Out, "\nDestroy: %s, then %s on %s.\n", t, what, plural(len(r.Hosts), "host"))
 	if !o.autoApprove {
-		if !o.io.Interactive {
-			return fmt.Errorf("standard input is not a terminal: run with --auto-approve to destroy without confirmation")
-		}
-		fmt.Fprint(o.io.Out, "\nDo you really want to remove everything tunplan put on these hosts? Only 'yes' will be accepted: ")
-		line, _ := o.io.In.ReadString('\n')
-		if strings.TrimSpace(line) != "yes" {
-			fmt.Fprintln(o.io.Out, "Destroy cancelled.")
-			return nil
+		ok, err := o.io.confirm("destroy", "Do you really want to remove everything tunplan put on these hosts?", "Destroy cancelled.")
+		if err != nil || !ok {
+			return err
 		}
 	}
 	ok := r.Destroy(o.keepHistory)

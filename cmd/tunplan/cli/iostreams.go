@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/fatih/color"
 	"github.com/mattn/go-isatty"
@@ -48,4 +49,19 @@ func (s *IOStreams) paint(attrs ...color.Attribute) func(string) string {
 // errorf writes one error line to ErrOut.
 func (s *IOStreams) errorf(format string, args ...any) {
 	fmt.Fprintf(s.ErrOut, s.paint(color.FgRed, color.Bold)("Error: ")+format+"\n", args...)
+}
+
+// confirm asks question and reports whether the answer was "yes"; otherwise it says cancelled. It
+// refuses without a terminal: the command (named verb) then needs --auto-approve.
+func (s *IOStreams) confirm(verb, question, cancelled string) (bool, error) {
+	if !s.Interactive {
+		return false, fmt.Errorf("standard input is not a terminal: run with --auto-approve to %s without confirmation", verb)
+	}
+	fmt.Fprintf(s.Out, "\n%s Only 'yes' will be accepted: ", question)
+	line, _ := s.In.ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		fmt.Fprintln(s.Out, cancelled)
+		return false, nil
+	}
+	return true, nil
 }
