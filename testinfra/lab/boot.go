@@ -22,17 +22,21 @@ func Reboot(modules bool, names ...string) error {
 	if len(hs) != len(names) {
 		return fmt.Errorf("lab: reboot %v: unknown host", names)
 	}
-	err := parallelHosts(hs, len(hs), func(h Host) error {
-		return bsh(h.Name, `set -e
-			if [ -e /proc/net/ip_vs ]; then /sbin/ipvsadm -C; fi
-			for d in tunl0 gre0; do if [ -e /sys/class/net/$d ]; then /sbin/ip addr flush dev $d; /sbin/ip link set $d down; fi; done
-			if [ -d /sys/module/fou ]; then /sbin/ip fou show | while read _ port _; do /sbin/ip fou del port $port; done; fi
-			`+sysctlDefaults(h.Name))
-	})
+	err := parallelHosts(hs, len(hs), func(h Host) error { return bsh(h.Name, forgetKernel(h)) })
 	if err != nil || !modules {
 		return err
 	}
 	return unloadModules()
+}
+
+// forgetKernel is the script that throws away, in host h, the kernel state a reboot loses: IPVS
+// flushed, tunl0 and gre0 without addresses and down, no fou listener, the lab's stock sysctls.
+func forgetKernel(h Host) string {
+	return `set -e
+			if [ -e /proc/net/ip_vs ]; then /sbin/ipvsadm -C; fi
+			for d in tunl0 gre0; do if [ -e /sys/class/net/$d ]; then /sbin/ip addr flush dev $d; /sbin/ip link set $d down; fi; done
+			if [ -d /sys/module/fou ]; then /sbin/ip fou show | while read _ port _; do /sbin/ip fou del port $port; done; fi
+			` + sysctlDefaults(h.Name)
 }
 
 // Boot runs in the named host what its boot would, in systemd's order: systemd-modules-load (the

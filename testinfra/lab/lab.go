@@ -156,11 +156,8 @@ func KnownHosts() string { return filepath.Join(runDir, "known_hosts") }
 // listeners and the IPVS tables go away in every namespace).
 func Reset() error {
 	err := parallel(func(h Host) error {
-		return bsh(h.Name, `set -e
-			if [ -e /proc/net/ip_vs ]; then /sbin/ipvsadm -C; fi
-			for d in tunl0 gre0; do if [ -e /sys/class/net/$d ]; then /sbin/ip addr flush dev $d; /sbin/ip link set $d down; fi; done
-			rm -rf /var/lib/tunplan /etc/sysctl.d/* /etc/systemd/system/* /etc/modules-load.d/*
-			`+sysctlDefaults(h.Name))
+		return bsh(h.Name, forgetKernel(h)+`
+			rm -rf /var/lib/tunplan /etc/sysctl.d/* /etc/systemd/system/* /etc/modules-load.d/*`)
 	})
 	if err != nil {
 		return err
