@@ -1,6 +1,7 @@
 package plans
 
 import (
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -58,9 +59,12 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 	}
 
 	if a := c.Attributes["address"]; a == nil {
-		l.errorf(b.DefRange, "Missing required attribute \"address\"", "Host %q needs address = \"<IPv4>\": its data-plane address (for a realserver, the RIP the directors tunnel to).", h.Name)
-	} else if addr, ok := l.ipv4(a, "address"); ok {
-		h.Address = addr
+		l.errorf(b.DefRange, "Missing required attribute \"address\"", "Host %q needs address = \"<IP>\", or [\"<IPv4>\", \"<IPv6>\"]: its data-plane address (for a realserver, the RIP the directors tunnel to), one per family it serves.", h.Name)
+	} else {
+		h.Addresses = l.addresses(a)
+		if len(h.Addresses) > 0 {
+			h.Address = h.Addresses[0]
+		}
 	}
 
 	if a := c.Attributes["vip_device"]; a != nil {
@@ -143,6 +147,42 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 			IdentityFile: h.SSH.IdentityFile, KnownHosts: h.SSH.KnownHosts}
 	}
 	return h
+}
+
+// addresses decodes a host's address attribute: one address, or a list of one IPv4 and one IPv6
+// address. Addresses in error are left out.
+func (l *loader) addresses(a *hcl.Attribute) []netip.Addr {
+	list, ranges, ok := l.strList(a)
+	if !ok {
+		return nil
+	}
+	if len(list) == 0 || len(list) > 2 {
+		l.errorf(a.Expr.Range(), "Invalid address list", "address must be one address, or a list of one IPv4 and one IPv6 address (the RIPs of each family); it has %d.", len(list))
+		return nil
+	}
+	var out []netip.Addr
+	for i, s := range list {
+		addr, ok := l.ip(s, ranges[i], "address")
+		if !ok {
+			continue
+		}
+		if len(out) == 1 && out[0].Is4() == addr.Is4() {
+			l.errorf(ranges[i], "Two addresses of one family", "address %s is of the same family as %s: a host has one data-plane address per family, the one the directors tunnel to. Keep one.", addr, out[0])
+			continue
+		}
+		out = append(out, addr)
+	}
+	return out
+}
+
+// AddressOf is the host's data-plane address of ip's family, or the zero Addr when it has none.
+func (h *Host) AddressOf(ip netip.Addr) netip.Addr {
+	for _, a := range h.Addresses {
+		if a.Is4() == ip.Is4() {
+			return a
+		}
+	}
+	return netip.Addr{}
 }
 
 func validDevice(s string) bool {

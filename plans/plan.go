@@ -32,7 +32,8 @@ type Plan struct {
 type Host struct {
 	Name      string
 	Roles     protocol.Roles // director before realserver, no duplicates
-	Address   netip.Addr     // data-plane address; for a realserver the RIP the directors tunnel to
+	Address   netip.Addr     // the first of Addresses: the default SSH address
+	Addresses []netip.Addr   // data-plane addresses, at most one per family; for a realserver the RIPs the directors tunnel to
 	SSH       inventory.Target
 	VIPDevice string // director: device that carries the VIPs (default tunl0)
 	IPForward bool   // director: set net.ipv4.ip_forward=1 (default true)
@@ -54,10 +55,16 @@ func (h *Host) Target() inventory.Target { return h.SSH }
 // VirtualService is one virtual_service block: an IPVS service on its directors, tunnelled to its
 // realservers.
 type VirtualService struct {
-	Name        string
-	VIP         netip.Addr
-	Protocol    string // "tcp" or "udp"
-	Port        uint16
+	Name     string
+	VIP      netip.Addr // IPv4 or IPv6; zero for a firewall-mark service
+	Protocol string     // "tcp" or "udp"
+	Port     uint16     // zero for a firewall-mark service
+	// FWMark makes the service a firewall-mark service (ipvsadm -A -f): its directors mark the
+	// packets of Protocol to each of VIPs and Ports, and IPVS takes them by the mark, so one client's
+	// connections to every port stick to one realserver under persistence.
+	FWMark      uint32
+	VIPs        []netip.Addr // a firewall-mark service's VIPs, all of one family
+	Ports       []uint16     // a firewall-mark service's ports
 	Scheduler   string
 	Persistence uint32 // seconds; 0 = not persistent
 	Directors   []string
@@ -71,11 +78,20 @@ type VirtualService struct {
 	DeclRange hcl.Range
 
 	ranges struct {
-		vip         hcl.Range
+		vip         hcl.Range // vip, or a firewall-mark service's vips
+		fwmark      hcl.Range
 		guePort     hcl.Range   // the gue block's port attribute
 		directors   []hcl.Range // one per Directors entry
 		realservers []hcl.Range // the label of each Realservers entry
 	}
+}
+
+// AllVIPs is the service's VIPs: its vip, or a firewall-mark service's vips.
+func (s *VirtualService) AllVIPs() []netip.Addr {
+	if s.FWMark != 0 {
+		return s.VIPs
+	}
+	return []netip.Addr{s.VIP}
 }
 
 // RealserverRef is one realserver block of a virtual_service.
@@ -177,13 +193,19 @@ var (
 
 // receiver is what a realserver needs to take a tunnel's packets: the module that decapsulates
 // them and the device they arrive on, which carries the VIPs. GUE is decapsulated by a fou listener
-// and handed to IPIP: tunl0 receives it.
-func receiver(t protocol.TunnelType) (module, device string) {
-	if t == protocol.TunnelGRE {
+// and handed to IPIP: tunl0 receives it. IPv6 VIPs come in ip6ip6, to ip6tnl0.
+func receiver(t protocol.TunnelType, vip netip.Addr) (module, device string) {
+	switch {
+	case vip.Is6():
+		return "ip6_tunnel", protocol.Tunnel6Device
+	case t == protocol.TunnelGRE:
 		return "ip_gre", protocol.GREDevice
 	}
 	return "ipip", protocol.TunnelDevice
 }
+
+// markModule is the kernel module of the directors' mark rules (nftables).
+const markModule = "nf_tables"
 
 // Desired is the state every selected host must have, by host name. Every selected host has an
 // entry (an empty State when the plan gives it nothing to carry). All lists are sorted.
@@ -193,6 +215,7 @@ func (p *Plan) Desired() map[string]protocol.State {
 		sysctls  map[string]string
 		links    map[string]map[netip.Prefix]bool
 		services []protocol.Service
+		marks    []protocol.Mark
 		fou      map[uint16]bool // GUE ports
 		mss      uint32          // a realserver's tunnel_mss
 	}
@@ -205,11 +228,13 @@ func (p *Plan) Desired() map[string]protocol.State {
 		}
 		return a
 	}
-	addAddr := func(a *acc, dev string, vip netip.Addr) {
+	addAddrs := func(a *acc, dev string, vips []netip.Addr) {
 		if a.links[dev] == nil {
 			a.links[dev] = map[netip.Prefix]bool{}
 		}
-		a.links[dev][netip.PrefixFrom(vip, 32)] = true
+		for _, vip := range vips {
+			a.links[dev][netip.PrefixFrom(vip, vip.BitLen())] = true
+		}
 	}
 	for _, h := range p.all {
 		if h.Has(protocol.Director) {
@@ -221,20 +246,30 @@ func (p *Plan) Desired() map[string]protocol.State {
 		}
 	}
 	for _, s := range p.Services {
+		vips := s.AllVIPs()
+		family := vips[0]
 		svc := protocol.Service{Protocol: s.Protocol, Address: s.VIP, Port: s.Port, Scheduler: s.Scheduler, Persistence: s.Persistence}
-		module, device := receiver(s.Tunnel.Type)
+		if s.FWMark != 0 {
+			svc.Protocol, svc.Address, svc.FWMark = "", netip.IPv4Unspecified(), s.FWMark
+			if family.Is6() {
+				svc.Address = netip.IPv6Unspecified()
+			}
+		}
+		module, device := receiver(s.Tunnel.Type, family)
 		for _, r := range s.Realservers {
 			rh := p.all[r.Host]
-			svc.Destinations = append(svc.Destinations, protocol.Destination{Address: rh.Address, Port: s.Port, Weight: r.Weight, Forward: protocol.ForwardTunnel, Tunnel: s.Tunnel})
+			svc.Destinations = append(svc.Destinations, protocol.Destination{Address: rh.AddressOf(family), Port: svc.Port, Weight: r.Weight, Forward: protocol.ForwardTunnel, Tunnel: s.Tunnel})
 			a := get(rh.Name)
 			a.modules[module] = true
-			for _, sc := range realserverSysctls {
-				a.sysctls[sc.Key] = sc.Value
-			}
-			a.sysctls["net.ipv4.conf."+device+".rp_filter"] = "0"
-			if rh.HideVIP {
-				for _, sc := range hideVIPSysctls {
+			if family.Is4() {
+				for _, sc := range realserverSysctls {
 					a.sysctls[sc.Key] = sc.Value
+				}
+				a.sysctls["net.ipv4.conf."+device+".rp_filter"] = "0"
+				if rh.HideVIP {
+					for _, sc := range hideVIPSysctls {
+						a.sysctls[sc.Key] = sc.Value
+					}
 				}
 			}
 			if s.Tunnel.Type == protocol.TunnelGUE {
@@ -242,7 +277,7 @@ func (p *Plan) Desired() map[string]protocol.State {
 				a.fou[s.Tunnel.Port] = true
 			}
 			a.mss = rh.TunnelMSS
-			addAddr(a, device, s.VIP)
+			addAddrs(a, device, vips)
 		}
 		slices.SortFunc(svc.Destinations, func(x, y protocol.Destination) int {
 			return cmp.Or(x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
@@ -251,10 +286,25 @@ func (p *Plan) Desired() map[string]protocol.State {
 			dh := p.all[d]
 			a := get(dh.Name)
 			a.modules["ip_vs_"+s.Scheduler] = true
-			if dh.VIPDevice == protocol.TunnelDevice {
-				a.modules["ipip"] = true
+			dev := dh.VIPDevice
+			if dev == protocol.TunnelDevice && family.Is6() {
+				dev = protocol.Tunnel6Device
 			}
-			addAddr(a, dh.VIPDevice, s.VIP)
+			switch dev {
+			case protocol.TunnelDevice:
+				a.modules["ipip"] = true
+			case protocol.Tunnel6Device:
+				a.modules["ip6_tunnel"] = true
+			}
+			addAddrs(a, dev, vips)
+			if s.FWMark != 0 {
+				a.modules[markModule] = true
+				for _, vip := range vips {
+					for _, port := range s.Ports {
+						a.marks = append(a.marks, protocol.Mark{Protocol: s.Protocol, Address: vip, Port: port, Mark: s.FWMark})
+					}
+				}
+			}
 			c := svc
 			c.Destinations = slices.Clone(svc.Destinations)
 			a.services = append(a.services, c)
@@ -297,6 +347,10 @@ func (p *Plan) Desired() map[string]protocol.State {
 		}
 		st.Services = a.services
 		slices.SortFunc(st.Services, func(x, y protocol.Service) int {
+			return cmp.Or(cmp.Compare(x.Protocol, y.Protocol), x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port), cmp.Compare(x.FWMark, y.FWMark))
+		})
+		st.Marks = a.marks
+		slices.SortFunc(st.Marks, func(x, y protocol.Mark) int {
 			return cmp.Or(cmp.Compare(x.Protocol, y.Protocol), x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
 		})
 		out[h.Name] = st

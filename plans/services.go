@@ -16,6 +16,7 @@ var (
 	serviceSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "vip"}, {Name: "protocol"}, {Name: "port"}, {Name: "scheduler"}, {Name: "persistence"}, {Name: "directors"}, {Name: "tunnel"},
+			{Name: "fwmark"}, {Name: "vips"}, {Name: "ports"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "realserver", LabelNames: []string{"host"}}, {Type: "probe"}, {Type: "gue"}, {Type: "gre"}},
 	}
@@ -29,14 +30,10 @@ func (l *loader) service(b *hcl.Block) VirtualService {
 	c, d := b.Body.Content(serviceSchema)
 	l.diags = append(l.diags, d...)
 
-	if a := c.Attributes["vip"]; a == nil {
-		l.errorf(b.DefRange, "Missing required attribute \"vip\"", "virtual_service %q needs vip = \"<IPv4>\": the virtual address clients connect to.", s.Name)
-	} else if addr, ok := l.ipv4(a, "VIP"); ok {
-		s.VIP = addr
-		s.ranges.vip = a.Expr.Range()
-		if !addr.IsGlobalUnicast() && !addr.IsPrivate() {
-			l.errorf(a.Expr.Range(), "Invalid VIP", "%s cannot be a VIP: it must be a unicast address (not unspecified, loopback, link-local, multicast or broadcast).", addr)
-		}
+	if a := c.Attributes["fwmark"]; a != nil {
+		l.fwmark(&s, a, c)
+	} else {
+		l.address(&s, c)
 	}
 	protocolKnown := true // false when the protocol attribute is in error
 	if a := c.Attributes["protocol"]; a != nil {
@@ -48,11 +45,6 @@ func (l *loader) service(b *hcl.Block) VirtualService {
 				l.errorf(a.Expr.Range(), "Unknown protocol", "Protocol %q is not supported: use \"tcp\" or \"udp\"%s.", v, suggest(strings.ToLower(v), Protocols))
 			}
 		}
-	}
-	if a := c.Attributes["port"]; a == nil {
-		l.errorf(b.DefRange, "Missing required attribute \"port\"", "virtual_service %q needs port = <1..65535>: the port clients connect to on the VIP.", s.Name)
-	} else if v, ok := l.intIn(a, 1, 65535, "port", "a port from 1 to 65535"); ok {
-		s.Port = uint16(v)
 	}
 	if a := c.Attributes["scheduler"]; a != nil {
 		if v, ok := l.str(a); ok {
@@ -100,7 +92,10 @@ func (l *loader) service(b *hcl.Block) VirtualService {
 				r.Weight = uint32(v)
 			}
 		}
-		if a := rc.Attributes["port"]; a != nil && s.Port != 0 {
+		if a := rc.Attributes["port"]; a != nil && s.FWMark != 0 {
+			l.errorf(a.NameRange, "Realserver port on a firewall-mark service",
+				"A firewall-mark service forwards each packet to the port it was sent to (ports = [...]), so its realservers take no port. Remove it.")
+		} else if a != nil && s.Port != 0 {
 			if v, ok := l.intIn(a, 1, 65535, "port", "a port from 1 to 65535"); ok && uint16(v) != s.Port {
 				l.errorf(a.Expr.Range(), "Realserver port differs from the service port",
 					"In IP-tunnel mode the director forwards the client's packet unchanged inside an IPIP header, so the realserver receives it on the service port %d: tunnel mode cannot map ports. Remove port, or set it to %d and make the realserver listen there.", s.Port, s.Port)
@@ -125,6 +120,11 @@ func (l *loader) service(b *hcl.Block) VirtualService {
 		if s.Protocol == "tcp" {
 			l.errorf(pb.DefRange, "Probe block on a TCP service",
 				"tunplan verify probes a TCP service with a SYN and needs no payload: a probe block is for UDP services, which have no handshake. Remove the probe block, or set protocol = \"udp\" if %q is a UDP service.", s.Name)
+			continue
+		}
+		if vips := s.AllVIPs(); s.FWMark != 0 || (len(vips) > 0 && vips[0].Is6()) {
+			l.errorf(pb.DefRange, "Probe block on a service verify does not probe",
+				"tunplan verify probes the UDP services of one IPv4 VIP and port, in IPIP; virtual_service %q is a firewall-mark or IPv6 service, which it reports as not probed. Remove the probe block.", s.Name)
 			continue
 		}
 		s.Probe = l.probe(pb)

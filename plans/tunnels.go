@@ -57,6 +57,11 @@ func (l *loader) tunnel(s *VirtualService, c *hcl.BodyContent) {
 	if !known {
 		return
 	}
+	if vips := s.AllVIPs(); s.Tunnel.Type != protocol.TunnelIPIP && len(vips) > 0 && vips[0].Is6() {
+		l.errorf(at, "Tunnel not supported for IPv6",
+			"virtual_service %q has IPv6 VIPs, which tunplan tunnels as IPv6 in IPv6 to the realservers' ip6tnl0. GUE and GRE over IPv6 would need an IPv6 fou listener or ip6gre0 on the realservers, which tunplan does not manage yet. Remove tunnel, or use an IPv4 VIP.", s.Name)
+		return
+	}
 	switch s.Tunnel.Type {
 	case protocol.TunnelGUE:
 		if gue == nil {

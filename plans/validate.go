@@ -18,38 +18,26 @@ func (l *loader) validate(p *Plan) {
 	// Data addresses are unique: a destination is found by address.
 	byAddr := map[netip.Addr]Host{}
 	for _, b := range p.declOrderHosts() {
-		if !b.Address.IsValid() {
-			continue
+		for _, addr := range b.Addresses {
+			if prev, dup := byAddr[addr]; dup {
+				l.errorf(b.DeclRange, "Duplicate host address", "Host %q has address %s, already the address of host %q (declared at %s). Every host needs its own data-plane address.", b.Name, addr, prev.Name, prev.DeclRange)
+				continue
+			}
+			byAddr[addr] = b
 		}
-		if prev, dup := byAddr[b.Address]; dup {
-			l.errorf(b.DeclRange, "Duplicate host address", "Host %q has address %s, already the address of host %q (declared at %s). Every host needs its own data-plane address.", b.Name, b.Address, prev.Name, prev.DeclRange)
-			continue
-		}
-		byAddr[b.Address] = b
 	}
 
-	type key struct {
-		proto string
-		vip   netip.Addr
-		port  uint16
-	}
-	services := map[key]hcl.Range{}
 	usedAs := map[string]map[protocol.Role]bool{}
 	for _, s := range p.Services {
-		if s.VIP.IsValid() {
-			for _, h := range p.declOrderHosts() {
-				if h.Address == s.VIP {
-					l.errorf(s.ranges.vip, "VIP is a host address", "VIP %s is the data-plane address of host %q (%s). The VIP must be an address of its own: tunplan puts it on tunl0 of every realserver and on the directors. Pick an unused address.", s.VIP, h.Name, h.DeclRange)
-				} else if a, err := netip.ParseAddr(h.SSH.Address); err == nil && a == s.VIP {
-					l.errorf(s.ranges.vip, "VIP is a host address", "VIP %s is the SSH address of host %q (%s): putting it on tunl0 would cut tunplan off that host. Pick an unused address for the VIP.", s.VIP, h.Name, h.DeclRange)
-				}
+		for _, vip := range s.AllVIPs() {
+			if !vip.IsValid() {
+				continue
 			}
-			if s.Port != 0 {
-				k := key{s.Protocol, s.VIP, s.Port}
-				if prev, dup := services[k]; dup {
-					l.errorf(s.DeclRange, "Duplicate virtual service", "%s/%s:%d was previously declared at %s. A VIP, port and protocol identify one IPVS service: merge the two blocks or change the port.", s.Protocol, s.VIP, s.Port, prev)
-				} else {
-					services[k] = s.DeclRange
+			for _, h := range p.declOrderHosts() {
+				if slices.Contains(h.Addresses, vip) {
+					l.errorf(s.ranges.vip, "VIP is a host address", "VIP %s is the data-plane address of host %q (%s). The VIP must be an address of its own: tunplan puts it on the tunnel device of every realserver and on the directors. Pick an unused address.", vip, h.Name, h.DeclRange)
+				} else if a, err := netip.ParseAddr(h.SSH.Address); err == nil && a == vip {
+					l.errorf(s.ranges.vip, "VIP is a host address", "VIP %s is the SSH address of host %q (%s): putting it on a tunnel device would cut tunplan off that host. Pick an unused address for the VIP.", vip, h.Name, h.DeclRange)
 				}
 			}
 		}
@@ -72,9 +60,11 @@ func (l *loader) validate(p *Plan) {
 		}
 		for i, r := range s.Realservers {
 			check(r.Host, s.ranges.realservers[i], protocol.Realserver, "its realserver blocks")
+			l.checkFamily(&s, p.all[r.Host], s.ranges.realservers[i])
 		}
 	}
 
+	l.validateCovers(p)
 	l.validateTunnels(p)
 
 	if l.diags.HasErrors() {

@@ -99,22 +99,18 @@ func (l *loader) strList(a *hcl.Attribute) ([]string, []hcl.Range, bool) {
 	return out, ranges, true
 }
 
-// ipv4 is an IPv4 address.
-func (l *loader) ipv4(a *hcl.Attribute, what string) (netip.Addr, bool) {
-	s, ok := l.str(a)
-	if !ok {
-		return netip.Addr{}, false
-	}
+// ip parses s, the value of an attribute at rng, as an IPv4 or IPv6 address.
+func (l *loader) ip(s string, rng hcl.Range, what string) (netip.Addr, bool) {
 	addr, err := netip.ParseAddr(s)
 	switch {
 	case err != nil:
-		l.errorf(a.Expr.Range(), "Invalid IP address", "%s %q is not an IP address: write an IPv4 address such as 198.18.0.10 (names are not resolved).", what, s)
+		l.errorf(rng, "Invalid IP address", "%s %q is not an IP address: write an IPv4 address such as 198.18.0.10 or an IPv6 address such as 2001:2::10 (names are not resolved).", what, s)
 		return netip.Addr{}, false
-	case addr.Is4In6() || !addr.Is4():
-		l.errorf(a.Expr.Range(), "IPv6 is not supported", "%s %s is an IPv6 address: only IPv4 is supported yet. Use an IPv4 address.", what, s)
+	case addr.Is4In6():
+		l.errorf(rng, "Invalid IP address", "%s %s is an IPv4-mapped IPv6 address: write it as the IPv4 address %s.", what, s, addr.Unmap())
 		return netip.Addr{}, false
 	case addr.Zone() != "":
-		l.errorf(a.Expr.Range(), "Invalid IP address", "%s %q has a zone; write a plain IPv4 address.", what, s)
+		l.errorf(rng, "Invalid IP address", "%s %q has a zone; write a plain address.", what, s)
 		return netip.Addr{}, false
 	}
 	return addr, true

@@ -18,6 +18,7 @@ type State struct {
 	Services []Service  `json:"services,omitempty"` // IPVS virtual services with their destinations
 	Routes   []RouteMSS `json:"routes,omitempty"`   // the advertised MSS (advmss) of routes: a realserver's tunnel_mss
 	Fou      []FouPort  `json:"fou,omitempty"`      // foo-over-UDP receive ports (a GUE realserver's), sorted by Port
+	Marks    []Mark     `json:"marks,omitempty"`    // a director's firewall-mark rules (fwmark services), sorted by Protocol, Address, Port
 	// Files are whole files tunplan owns: what rebuilds the state at boot. The helper adds them to
 	// the state the plan asks for; a plan never names them.
 	Files []File `json:"files,omitempty"`
@@ -25,7 +26,7 @@ type State struct {
 
 // Empty reports whether the state asks for nothing on the host (files aside: they follow the rest).
 func (s State) Empty() bool {
-	return len(s.Modules) == 0 && len(s.Sysctls) == 0 && len(s.Links) == 0 && len(s.Services) == 0 && len(s.Routes) == 0 && len(s.Fou) == 0
+	return len(s.Modules) == 0 && len(s.Sysctls) == 0 && len(s.Links) == 0 && len(s.Services) == 0 && len(s.Routes) == 0 && len(s.Fou) == 0 && len(s.Marks) == 0
 }
 
 // DefaultRoute names, as a RouteMSS's Dst, every IPv4 default route of the main table: the routes a
@@ -65,11 +66,14 @@ type Link struct {
 	Missing   bool           `json:"missing,omitempty"` // facts and snapshots only: there was no such device
 }
 
-// Service is one IPVS virtual service (ipvsadm -A) with its destinations (ipvsadm -a).
+// Service is one IPVS virtual service (ipvsadm -A) with its destinations (ipvsadm -a): a VIP, port
+// and protocol, IPv4 or IPv6, or a firewall-mark service (ipvsadm -A -f), which takes the packets
+// the director's mark rules (Marks) give its mark.
 type Service struct {
-	Protocol     string        `json:"protocol"` // "tcp" or "udp"
-	Address      netip.Addr    `json:"address"`  // the VIP
-	Port         uint16        `json:"port"`
+	Protocol     string        `json:"protocol"`              // "tcp" or "udp"; "" for a firewall-mark service
+	Address      netip.Addr    `json:"address"`               // the VIP; for a firewall-mark service, the unspecified address of its family (0.0.0.0 or ::)
+	Port         uint16        `json:"port"`                  // 0 for a firewall-mark service
+	FWMark       uint32        `json:"fwmark,omitempty"`      // a firewall-mark service's mark
 	Scheduler    string        `json:"scheduler"`             // rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf
 	Persistence  uint32        `json:"persistence,omitempty"` // seconds; 0 = not persistent (ipvsadm -p)
 	Destinations []Destination `json:"destinations"`          // sorted by Address, Port
@@ -177,14 +181,39 @@ type Key struct {
 	Protocol string     `json:"protocol"`
 	Address  netip.Addr `json:"address"`
 	Port     uint16     `json:"port"`
+	FWMark   uint32     `json:"fwmark,omitempty"`
 }
 
+// String renders the key as changes show it: "tcp/198.18.48.180:80", "tcp/[2001:2::180]:80",
+// "fwmark/1" (IPv4) and "fwmark6/1" (IPv6).
 func (k Key) String() string {
+	if k.FWMark != 0 {
+		name := "fwmark/"
+		if k.Address.Is6() {
+			name = "fwmark6/"
+		}
+		return name + strconv.FormatUint(uint64(k.FWMark), 10)
+	}
 	return k.Protocol + "/" + netip.AddrPortFrom(k.Address, k.Port).String()
 }
 
 // Key returns the service's identity.
-func (s Service) Key() Key { return Key{s.Protocol, s.Address, s.Port} }
+func (s Service) Key() Key { return Key{s.Protocol, s.Address, s.Port, s.FWMark} }
+
+// Mark is one rule of the table a director's fwmark services need (nftables: table inet tunplan):
+// packets of Protocol to Address:Port get the firewall mark Mark, so that the IPVS service of that
+// mark takes them.
+type Mark struct {
+	Protocol string     `json:"protocol"` // "tcp" or "udp"
+	Address  netip.Addr `json:"address"`  // a VIP of the service
+	Port     uint16     `json:"port"`
+	Mark     uint32     `json:"mark"`
+}
+
+// Match renders what the rule matches, as changes name it: "tcp/198.18.48.190:443".
+func (m Mark) Match() string {
+	return m.Protocol + "/" + netip.AddrPortFrom(m.Address, m.Port).String()
+}
 
 // Attrs renders what a change of the service shows: "scheduler=rr persistence=0".
 func (s Service) Attrs() string {
@@ -216,5 +245,6 @@ const (
 	ModulesLoad     = "/etc/modules-load.d/tunplan.conf" // kernel modules systemd-modules-load loads at boot
 	TunnelDevice    = "tunl0"                            // the IPIP fallback device of the ipip module: the realservers' VIP device, the directors' default
 	GREDevice       = "gre0"                             // the GRE fallback device of the ip_gre module: a GRE realserver's VIP device
+	Tunnel6Device   = "ip6tnl0"                          // the ip6ip6 fallback device of the ip6_tunnel module: an IPv6 VIP's device
 	ForwardTunnel   = "tunnel"
 )
