@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(qemu-system-x86 linux-image-amd64 busybox-static openssh-server openssh-client nginx-light
       ipvsadm curl tcpdump iproute2 kmod procps util-linux coreutils ruby vagrant sudo
-      keepalived ansible)
+      keepalived ansible nftables)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -41,7 +41,7 @@ type Host struct {
 	Target  inventory.Target
 	Roles   protocol.Roles
 	Desired protocol.State // what the plan wants there
-	Address netip.Addr     // the data-plane address: a director's probes' source, a realserver's RIP
+	Address netip.Addr     // the data-plane IPv4 address: a director's probes' source, a realserver's RIP
 	// UDPProbes are what a director's verify sends to the destinations of its UDP services, by
 	// service (the plan's probe blocks); a UDP service without one is not probed.
 	UDPProbes map[protocol.Key]protocol.Payload

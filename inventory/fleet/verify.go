@@ -22,15 +22,15 @@ type VerifyOptions struct {
 // Check is one destination of one service as one director reached it.
 type Check struct {
 	Director string       // the plan's name of the director that probed
-	Service  protocol.Key // the virtual service
+	Service  protocol.Key // the virtual service; for a firewall-mark service, the VIP and port probed
 	// Realserver is the plan's name of the host at the destination's address (the RIP); "" when no
 	// host of the run has it (--hosts left it out).
 	Realserver string
 	Result     protocol.ProbeResult // what the probe saw; Outcome "not probed" for a UDP destination without a probe, or a GUE or GRE one
 	Facts      []protocol.Fact      // what the realserver read about the path, when it was asked
 	Cause      string               // for a failed probe (or a destination not probed): why, as a sentence
-	// Tunnel is the destination's tunnel: verify sends IPIP only, so a GUE or GRE destination is
-	// not probed, nor its realserver asked (whose facts are those of IPIP).
+	// Tunnel is the destination's tunnel: verify sends IPIP over IPv4 only, so a GUE, GRE or IPv6
+	// destination is not probed, nor its realserver asked (whose facts are those of IPIP).
 	Tunnel protocol.Tunnel
 }
 
@@ -66,21 +66,26 @@ func (r *Run) Verify(o VerifyOptions) []Check {
 		directors = append(directors, h)
 		for _, s := range h.Desired.Services {
 			for _, d := range s.Destinations {
-				p := protocol.Probe{Protocol: s.Protocol, VIP: s.Address, Port: d.Port, RIP: d.Address, Source: h.Address}
-				if s.Protocol == "udp" {
-					p.Payload = h.UDPProbes[s.Key()]
+				for _, k := range targets(s, h.Desired.Marks) {
+					p := protocol.Probe{Protocol: k.Protocol, VIP: k.Address, Port: k.Port, RIP: d.Address, Source: h.Address}
+					if s.Protocol == "udp" {
+						p.Payload = h.UDPProbes[s.Key()]
+					}
+					c := Check{Director: h.Name(), Service: k, Result: protocol.ProbeResult{Probe: p, Outcome: protocol.ProbeNotProbed}, Tunnel: d.Tunnel}
+					if rs := byAddr[d.Address.String()]; rs != nil {
+						c.Realserver = rs.Name()
+					}
+					switch {
+					case d.Tunnel.Type != protocol.TunnelIPIP:
+						c.Cause = fmt.Sprintf("tunnelled by %s: verify sends its probes in IPIP only", d.Tunnel)
+					case !k.Address.Is4():
+						c.Cause = "an IPv6 service: verify sends its probes in IPIP, over IPv4, only"
+					}
+					if sent(c) {
+						probes[h] = append(probes[h], p)
+					}
+					checks[h] = append(checks[h], c)
 				}
-				c := Check{Director: h.Name(), Service: s.Key(), Result: protocol.ProbeResult{Probe: p, Outcome: protocol.ProbeNotProbed}, Tunnel: d.Tunnel}
-				if rs := byAddr[d.Address.String()]; rs != nil {
-					c.Realserver = rs.Name()
-				}
-				if d.Tunnel.Type != protocol.TunnelIPIP {
-					c.Cause = fmt.Sprintf("tunnelled by %s: verify sends its probes in IPIP only", d.Tunnel)
-				}
-				if sent(c) {
-					probes[h] = append(probes[h], p)
-				}
-				checks[h] = append(checks[h], c)
 			}
 		}
 	}
@@ -121,11 +126,29 @@ func (r *Run) Verify(o VerifyOptions) []Check {
 	return out
 }
 
+// targets are what a director's probes of service s aim at: its VIP and port, or, for a
+// firewall-mark service, each VIP and port its mark rules (marks) cover.
+func targets(s protocol.Service, marks []protocol.Mark) []protocol.Key {
+	if s.FWMark == 0 {
+		return []protocol.Key{s.Key()}
+	}
+	var out []protocol.Key
+	for _, m := range marks {
+		if m.Mark == s.FWMark && m.Address.Is4() == s.Address.Is4() {
+			out = append(out, protocol.Key{Protocol: m.Protocol, Address: m.Address, Port: m.Port})
+		}
+	}
+	return out
+}
+
+// ipip tells whether verify can probe c's path: IPIP to an IPv4 VIP.
+func ipip(c Check) bool { return c.Tunnel.Type == protocol.TunnelIPIP && c.Result.VIP.Is4() }
+
 // sent tells whether a director sends c's probe: a TCP one, or a UDP one with a datagram to send,
-// to a destination tunnelled by IPIP.
+// on a path verify can probe.
 func sent(c Check) bool {
 	p := c.Result.Probe
-	return c.Tunnel.Type == protocol.TunnelIPIP && (p.Protocol == "tcp" || p.Protocol == "udp" && p.Send != "")
+	return ipip(c) && (p.Protocol == "tcp" || p.Protocol == "udp" && p.Send != "")
 }
 
 // explain asks each realserver about the paths of checks that need it, and fills in their facts
@@ -144,7 +167,7 @@ func (r *Run) explain(checks []Check, byAddr map[string]*HostRun, all bool) {
 	var asked []*HostRun
 	for _, c := range checks {
 		rs := byAddr[c.Result.RIP.String()]
-		if rs == nil || c.Tunnel.Type != protocol.TunnelIPIP || !(all || c.Failed() && c.Result.Outcome != protocol.ProbeWrongReply || c.Result.Outcome == protocol.ProbeNotProbed) {
+		if rs == nil || !ipip(c) || !(all || c.Failed() && c.Result.Outcome != protocol.ProbeWrongReply || c.Result.Outcome == protocol.ProbeNotProbed) {
 			continue
 		}
 		p := pathOf(c)
@@ -175,7 +198,7 @@ func (r *Run) explain(checks []Check, byAddr map[string]*HostRun, all bool) {
 	}
 	for i := range checks {
 		c := &checks[i]
-		if c.Tunnel.Type != protocol.TunnelIPIP {
+		if !ipip(*c) {
 			continue // not probed, for the cause set with it
 		}
 		rs := byAddr[c.Result.RIP.String()]

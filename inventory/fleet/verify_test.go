@@ -358,3 +358,42 @@ func TestVerifyLeavesGUEAndGREOut(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyFWMarkAndIPv6: a firewall-mark service is probed at each VIP and port its mark rules
+// cover, to each destination; an IPv6 service is not probed, with the reason, and its realservers
+// are not asked.
+func TestVerifyFWMarkAndIPv6(t *testing.T) {
+	vip6 := netip.MustParseAddr("2001:2:0:48::180")
+	rip6 := netip.MustParseAddr("2001:2:0:1::183")
+	mark := func(port uint16) protocol.Mark {
+		return protocol.Mark{Protocol: "tcp", Address: vip, Port: port, Mark: 1}
+	}
+	hosts := []Host{
+		{Target: inventory.Target{Name: "lvs01"}, Roles: protocol.Roles{protocol.Director}, Address: dirAddr, Desired: protocol.State{
+			Services: []protocol.Service{
+				{Address: netip.IPv4Unspecified(), FWMark: 1, Scheduler: "rr", Destinations: []protocol.Destination{{Address: rip1, Weight: 1, Forward: protocol.ForwardTunnel}}},
+				{Protocol: "tcp", Address: vip6, Port: 80, Scheduler: "rr", Destinations: []protocol.Destination{{Address: rip6, Port: 80, Weight: 1, Forward: protocol.ForwardTunnel}}},
+			},
+			Marks: []protocol.Mark{mark(80), mark(443), {Protocol: "tcp", Address: vip, Port: 8080, Mark: 2}},
+		}},
+		{Target: inventory.Target{Name: "shanghai"}, Roles: protocol.Roles{protocol.Realserver}, Address: rip1},
+	}
+	f := &verifyHosts{}
+	r := Open(hosts, f.dial, Options{Parallel: 2})
+	defer r.Close()
+	checks := r.Verify(VerifyOptions{})
+	want := strings.Join([]string{
+		"lvs01 tcp/198.18.48.180:80 198.18.1.183 shanghai ok | ",
+		"lvs01 tcp/198.18.48.180:443 198.18.1.183 shanghai ok | ",
+		"lvs01 tcp/[2001:2:0:48::180]:80 2001:2:0:1::183  not probed | an IPv6 service: verify sends its probes in IPIP, over IPv4, only",
+	}, "\n")
+	if got := summary(checks); got != want {
+		t.Errorf("checks:\n%s\nwant:\n%s", got, want)
+	}
+	if p := f.reqs["lvs01"]; len(p) != 1 || len(p[0].Probes) != 2 || p[0].Probes[1] != (protocol.Probe{Protocol: "tcp", VIP: vip, Port: 443, RIP: rip1, Source: dirAddr}) {
+		t.Errorf("director's requests %+v", p)
+	}
+	if len(f.reqs["shanghai"]) != 0 {
+		t.Errorf("shanghai was asked %+v", f.reqs["shanghai"])
+	}
+}

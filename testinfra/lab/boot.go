@@ -30,11 +30,13 @@ func Reboot(modules bool, names ...string) error {
 }
 
 // forgetKernel is the script that throws away, in host h, the kernel state a reboot loses: IPVS
-// flushed, tunl0 and gre0 without addresses and down, no fou listener, the lab's stock sysctls.
+// flushed, tunl0, gre0 and ip6tnl0 without addresses and down, no fou listener, no nftables table
+// of tunplan's, the lab's stock sysctls.
 func forgetKernel(h Host) string {
 	return `set -e
 			if [ -e /proc/net/ip_vs ]; then /sbin/ipvsadm -C; fi
-			for d in tunl0 gre0; do if [ -e /sys/class/net/$d ]; then /sbin/ip addr flush dev $d; /sbin/ip link set $d down; fi; done
+			for d in tunl0 gre0 ip6tnl0; do if [ -e /sys/class/net/$d ]; then /sbin/ip addr flush dev $d; /sbin/ip link set $d down; fi; done
+			if [ -d /sys/module/nf_tables ]; then /usr/sbin/nft delete table inet tunplan 2>/dev/null || true; fi
 			if [ -d /sys/module/fou ]; then /sbin/ip fou show | while read _ port _; do /sbin/ip fou del port $port; done; fi
 			` + sysctlDefaults(h.Name)
 }

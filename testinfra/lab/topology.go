@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// The lab's addresses, all in 198.18.0.0/15. Data networks: the LAN of the director, the client and
+// The lab's addresses, all in 198.18.0.0/15 and 2001:2::/48. Data networks: the LAN of the director, the client and
 // the VIP (like the write-up's 192.168.48.0/24) and two realserver regions; management: SSH only.
 const (
 	VIP       = "198.18.48.180"
@@ -27,6 +27,16 @@ const (
 	ClientIP      = "198.18.48.100"
 	RS1IP         = "198.18.1.183"
 	RS2IP         = "198.18.10.182"
+
+	// IPv6, in 2001:2::/48: one /64 per data network, each host's address ending as its IPv4 one.
+	VIP6           = "2001:2:0:48::180"
+	RouterLAN6     = "2001:2:0:48::254"
+	RouterRegion16 = "2001:2:0:1::254"
+	RouterRegion26 = "2001:2:0:10::254"
+	DirectorIP6    = "2001:2:0:48::181"
+	ClientIP6      = "2001:2:0:48::100"
+	RS1IP6         = "2001:2:0:1::183"
+	RS2IP6         = "2001:2:0:10::182"
 
 	MgmtPrefix   = "198.19.0.0/24"
 	ControlMgmt  = "198.19.0.1"
@@ -44,21 +54,26 @@ const (
 
 // Host is one lab machine.
 type Host struct {
-	Name string
-	Mgmt string // SSH address on the management network
-	Data string // address on its data network (the router's LAN address for the router)
+	Name  string
+	Mgmt  string // SSH address on the management network
+	Data  string // address on its data network (the router's LAN address for the router)
+	Data6 string // its IPv6 address there
 }
 
 var hosts = []Host{
-	{"router", RouterMgmt, RouterLAN},
-	{"director", DirectorMgmt, DirectorIP},
-	{"client", ClientMgmt, ClientIP},
-	{"rs1", RS1Mgmt, RS1IP},
-	{"rs2", RS2Mgmt, RS2IP},
+	{"router", RouterMgmt, RouterLAN, RouterLAN6},
+	{"director", DirectorMgmt, DirectorIP, DirectorIP6},
+	{"client", ClientMgmt, ClientIP, ClientIP6},
+	{"rs1", RS1Mgmt, RS1IP, RS1IP6},
+	{"rs2", RS2Mgmt, RS2IP, RS2IP6},
 }
 
-// gateway is each data host's default route; the router owns the three data networks.
-var gateway = map[string]string{"director": RouterLAN, "client": RouterLAN, "rs1": RouterRegion1, "rs2": RouterRegion2}
+// gateway and gateway6 are each data host's default routes; the router owns the three data
+// networks.
+var (
+	gateway  = map[string]string{"director": RouterLAN, "client": RouterLAN, "rs1": RouterRegion1, "rs2": RouterRegion2}
+	gateway6 = map[string]string{"director": RouterLAN6, "client": RouterLAN6, "rs1": RouterRegion16, "rs2": RouterRegion26}
+)
 
 // Hosts lists the lab's machines.
 func Hosts() []Host { return append([]Host(nil), hosts...) }
@@ -146,17 +161,21 @@ addr add %s/24 dev lan0
 link set lan0 up
 link set l-director master lan0 up
 link set l-client master lan0 up
+addr add %s/64 dev lan0 nodad
 addr add %s/24 dev eth1
+addr add %s/64 dev eth1 nodad
 link set eth1 up
 addr add %s/24 dev eth2
+addr add %s/64 dev eth2 nodad
 link set eth2 up
 rule add pref 100 iif mgmt0 prohibit
-`, RouterLAN, RouterRegion1, RouterRegion2)
+`, RouterLAN, RouterLAN6, RouterRegion1, RouterRegion16, RouterRegion2, RouterRegion26)
 		for _, l := range []string{"lan0", "eth1", "eth2"} {
 			fmt.Fprintf(&b, "rule add pref 101 iif %s to %s prohibit\n", l, MgmtPrefix)
 		}
 	} else {
-		fmt.Fprintf(&b, "addr add %s/24 dev eth0\nlink set eth0 up\nroute add default via %s\n", h.Data, gateway[h.Name])
+		fmt.Fprintf(&b, "addr add %s/24 dev eth0\naddr add %s/64 dev eth0 nodad\nlink set eth0 up\nroute add default via %s\nroute add default via %s\n",
+			h.Data, h.Data6, gateway[h.Name], gateway6[h.Name])
 	}
 	b.WriteString("EOF\n")
 	dir := filepath.Join(stateDir, h.Name)
@@ -168,14 +187,15 @@ rule add pref 100 iif mgmt0 prohibit
 }
 
 // sysctlDefaults are a stock host's: reverse-path filtering on, no forwarding; the router forwards
-// between the data networks without reverse-path checks. Reset restores them.
+// IPv4 and IPv6 between the data networks without reverse-path checks. Reset restores them.
 func sysctlDefaults(host string) string {
 	fwd, rp := 0, 1
 	if host == "router" {
 		fwd, rp = 1, 0
 	}
-	return fmt.Sprintf(`echo %d > /proc/sys/net/ipv4/ip_forward
-for c in /proc/sys/net/ipv4/conf/*; do echo %d > $c/rp_filter; echo 0 > $c/arp_ignore; echo 0 > $c/arp_announce; done
+	return fmt.Sprintf(`echo %[1]d > /proc/sys/net/ipv4/ip_forward
+echo %[1]d > /proc/sys/net/ipv6/conf/all/forwarding
+for c in /proc/sys/net/ipv4/conf/*; do echo %[2]d > $c/rp_filter; echo 0 > $c/arp_ignore; echo 0 > $c/arp_announce; done
 `, fwd, rp)
 }
 
@@ -205,6 +225,8 @@ http {
   access_log off;
   server {
     listen 0.0.0.0:80;
+    listen [::]:80;
+    listen 0.0.0.0:443;
     default_type text/plain;
     location / { return 200 "%s\n"; }
   }

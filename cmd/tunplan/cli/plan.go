@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/hashicorp/hcl/v2"
+	"net/netip"
 
 	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/modules/protocol"
@@ -62,7 +63,7 @@ func (g *globalOptions) selectHosts() ([]fleet.Host, error) {
 	desired, probes := p.Desired(), p.Probes()
 	hosts := make([]fleet.Host, 0, len(p.Hosts))
 	for _, h := range p.Hosts {
-		fh := fleet.Host{Target: h.Target(), Roles: h.Roles, Desired: desired[h.Name], Address: h.Address}
+		fh := fleet.Host{Target: h.Target(), Roles: h.Roles, Desired: desired[h.Name], Address: h.AddressOf(netip.IPv4Unspecified())}
 		if h.Has(protocol.Director) {
 			fh.UDPProbes = probes
 		}
