@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/cloudflare/ipvs v0.12.0
 	github.com/fatih/color v1.19.0
+	github.com/google/nftables v0.3.0
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/mattn/go-isatty v0.0.20
 	github.com/mdlayher/netlink v1.8.0

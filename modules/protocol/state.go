@@ -19,6 +19,9 @@ type State struct {
 	Routes   []RouteMSS `json:"routes,omitempty"`   // the advertised MSS (advmss) of routes: a realserver's tunnel_mss
 	Fou      []FouPort  `json:"fou,omitempty"`      // foo-over-UDP receive ports (a GUE realserver's), sorted by Port
 	Marks    []Mark     `json:"marks,omitempty"`    // a director's firewall-mark rules (fwmark services), sorted by Protocol, Address, Port
+	// MarkTable is, in facts and snapshots only, the table that holds the mark rules, when there is
+	// one: what it holds besides them.
+	MarkTable *MarkTable `json:"mark_table,omitempty"`
 	// Files are whole files tunplan owns: what rebuilds the state at boot. The helper adds them to
 	// the state the plan asks for; a plan never names them.
 	Files []File `json:"files,omitempty"`
@@ -208,6 +211,11 @@ type Mark struct {
 	Address  netip.Addr `json:"address"`  // a VIP of the service
 	Port     uint16     `json:"port"`
 	Mark     uint32     `json:"mark"`
+}
+
+// MarkTable is what facts read of the table of the mark rules besides the rules themselves.
+type MarkTable struct {
+	Foreign int `json:"foreign,omitempty"` // objects in it that are not mark rules of tunplan's (rules, chains, flags): an apply removes them
 }
 
 // Match renders what the rule matches, as changes name it: "tcp/198.18.48.190:443".
