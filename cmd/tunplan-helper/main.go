@@ -25,6 +25,7 @@ import (
 	"github.com/tunplan/tunplan/modules/host"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
+	"github.com/tunplan/tunplan/modules/nft"
 	"github.com/tunplan/tunplan/modules/probe"
 	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/modules/route"
@@ -144,6 +145,7 @@ func engine() *host.Engine {
 		Tunnel:     &netlink.Handle{}, // the zero Handle opens a netlink socket per request
 		MSS:        &netlink.Handle{},
 		Fou:        fou.Netlink{},
+		Nft:        nft.Netlink{},
 		Release:    release,
 		IPVS:       func() (ipvs.Kernel, error) { return ipvs.Open() },
 		Sockets:    sockets.Proc{},

@@ -14,6 +14,7 @@ import (
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
 	"github.com/tunplan/tunplan/modules/mss"
+	"github.com/tunplan/tunplan/modules/nft"
 	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/modules/route"
 	"github.com/tunplan/tunplan/modules/sockets"
@@ -34,6 +35,9 @@ type Engine struct {
 	// Fou owns a GUE realserver's fou listeners; read only when a port is in scope and the fou
 	// module is loaded.
 	Fou fou.Kernel
+	// Nft holds a director's mark rules (firewall-mark services); read only when a mark is in
+	// scope and nf_tables is loaded.
+	Nft nft.Kernel
 	// Release reads the kernel's release ("6.1.0-18-amd64"): a director refuses a GUE or GRE tunnel
 	// its kernel cannot make. nil: not checked.
 	Release func() (string, error)
@@ -123,6 +127,7 @@ type scope struct {
 	files    []string
 	routes   []string // routes whose advmss is wanted or owned
 	fou      []uint16 // fou ports wanted or owned
+	marks    bool     // mark rules are wanted or owned: the table inet tunplan is read
 	// tunnels: a destination wants or has a tunnel other than IPIP, so destinations are read in a
 	// way that tells GUE and GRE from IPIP (ipvs.Facts).
 	tunnels bool
@@ -155,6 +160,9 @@ func scopeOf(states ...protocol.State) scope {
 					sc.tunnels = true
 				}
 			}
+		}
+		if len(st.Marks) > 0 {
+			sc.marks = true
 		}
 		for _, p := range st.Fou {
 			if !seenP[p.Port] {
@@ -207,6 +215,15 @@ func (e *Engine) facts(sc scope) (protocol.State, error) {
 			return st, err
 		}
 	}
+	// Without nf_tables loaded there is no table (and reading one would load the module).
+	if sc.marks && e.Kmod.Loaded(nft.Module) {
+		if e.Nft == nil {
+			return st, errors.New("nft: this helper cannot read mark rules")
+		}
+		if st.Marks, st.MarkTable, err = nft.Facts(e.Nft); err != nil {
+			return st, err
+		}
+	}
 	if len(sc.routes) > 0 {
 		if e.MSS == nil {
 			return st, errors.New("mss: this helper cannot read routes")
@@ -241,7 +258,8 @@ func (e *Engine) openIPVS() (ipvs.Kernel, error) {
 
 // plan reads facts for want and owned and returns the steps from the host's state to want, in the
 // order they must run: additions and updates module by module (kernel modules, devices, sysctls,
-// fou ports, IPVS, boot files, routes' advmss), then removals in the reverse order (IPVS before the
+// fou ports, IPVS, mark rules (a firewall-mark service exists before packets get its mark), boot
+// files, routes' advmss), then removals in the reverse order (IPVS before the
 // VIP leaves the device). The advmss comes last: at boot, a default route that does not exist yet
 // fails it after everything else was restored.
 func (e *Engine) plan(want, owned protocol.State) ([]change.Step, error) {
@@ -271,6 +289,7 @@ func (e *Engine) steps(want, cur protocol.State) []change.Step {
 		sysctl.Diff(e.Sysctl, want.Sysctls, cur.Sysctls),
 		fou.Diff(e.Fou, want.Fou, cur.Fou),
 		ipvs.Diff(e.openIPVS, want.Services, cur.Services),
+		nft.Diff(e.Nft, want.Marks, cur.Marks, cur.MarkTable),
 		files.Diff(e.Files, want.Files, cur.Files),
 		mss.Diff(e.MSS, want.Routes, cur.Routes),
 	}

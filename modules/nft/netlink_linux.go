@@ -8,31 +8,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// conn is the host's nftables over netlink. Each request opens its own socket (a non-lasting
-// *nftables.Conn), in the network namespace of the thread that makes it, so a failed transaction
-// leaves no unread answer behind for the next.
-type conn struct{ nft *nftables.Conn }
-
-// Open returns the host's nftables.
-func Open() (Kernel, error) {
-	c, err := nftables.New()
-	if err != nil {
-		return nil, fmt.Errorf("nft: %w", err)
-	}
-	return conn{c}, nil
-}
+// Netlink is the host's nftables over netlink. Each request opens its own socket (a non-lasting
+// *nftables.Conn, which is what its zero value is), in the network namespace of the thread that
+// makes it, so a failed transaction leaves no unread answer behind for the next.
+type Netlink struct{}
 
 // ReadTable lists the table (ENOENT: there is none), the chains of the inet family that are its,
 // and the rules of each.
-func (c conn) ReadTable() (*Ruleset, error) {
-	t, err := c.nft.ListTableOfFamily(tableName, nftables.TableFamilyINet)
+func (Netlink) ReadTable() (*Ruleset, error) {
+	c := &nftables.Conn{}
+	t, err := c.ListTableOfFamily(tableName, nftables.TableFamilyINet)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list table: %w", err)
 	}
-	chains, err := c.nft.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return nil, fmt.Errorf("list chains: %w", err)
 	}
@@ -42,7 +34,7 @@ func (c conn) ReadTable() (*Ruleset, error) {
 			continue
 		}
 		rs.Chains = append(rs.Chains, ch)
-		rules, err := c.nft.GetRules(t, ch)
+		rules, err := c.GetRules(t, ch)
 		if err != nil {
 			return nil, fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
 		}
@@ -53,11 +45,8 @@ func (c conn) ReadTable() (*Ruleset, error) {
 
 // WriteTable queues ops on a Conn of their own and sends them as one batch, which nf_tables
 // commits whole or not at all.
-func (conn) WriteTable(ops []Op) error {
-	tx, err := nftables.New()
-	if err != nil {
-		return err
-	}
+func (Netlink) WriteTable(ops []Op) error {
+	tx := &nftables.Conn{}
 	t, ch := table(), chain()
 	for _, op := range ops {
 		switch op.Verb {

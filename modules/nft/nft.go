@@ -33,8 +33,8 @@ import (
 // they use (meta, payload, cmp, immediate) and the inet filter chain type; it pulls in nfnetlink.
 const Module = "nf_tables"
 
-// Kernel is the nftables boundary: the table inet tunplan read whole, and transactions on it. Open
-// returns the host's, through netlink.
+// Kernel is the nftables boundary: the table inet tunplan read whole, and transactions on it.
+// Netlink is the host's.
 type Kernel interface {
 	// ReadTable returns what the table holds, or nil when there is no table inet tunplan.
 	ReadTable() (*Ruleset, error)
