@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -195,10 +196,10 @@ func (cl *Client) Services() ([]cipvs.Service, error) {
 // For many services, unless tunnels is set, it reads /proc/net/ip_vs, the whole table in one pass:
 // it carries the fields tunplan compares for an IPIP tunnel (address, port, forwarding method,
 // weight), not the thresholds, which tunplan neither sets nor reads, nor the tunnel type, port and
-// flags, which then read as IPIP. Services it does not list in a form parsed here (IPv6, fwmark),
-// and every service when tunnels is set, are dumped over netlink: one dump per service, spread over
-// a few sockets, since a socket runs one dump at a time (the kernel refuses a second while one is
-// unfinished).
+// flags, which then read as IPIP. Services it does not list in a form parsed here (a firewall mark
+// that an IPv4 and an IPv6 service share: its lines do not say which is which), and every service
+// when tunnels is set, are dumped over netlink: one dump per service, spread over a few sockets,
+// since a socket runs one dump at a time (the kernel refuses a second while one is unfinished).
 func (cl *Client) Destinations(svcs []cipvs.Service, tunnels bool) ([][]cipvs.Destination, error) {
 	out := make([][]cipvs.Destination, len(svcs))
 	if cl.proc != "" && len(svcs) >= procMin && !tunnels {
@@ -209,8 +210,8 @@ func (cl *Client) Destinations(svcs []cipvs.Service, tunnels bool) ([][]cipvs.De
 		var rest []cipvs.Service
 		var at []int
 		for i, s := range svcs {
-			ds, ok := table[procKey{s.Protocol, s.Address, s.Port}]
-			if s.FWMark != 0 || !ok {
+			ds, ok := table[procKeyOf(s)]
+			if !ok {
 				rest = append(rest, s)
 				at = append(at, i)
 				continue
@@ -275,11 +276,16 @@ func (cl *Client) dumpDestinations(svcs []cipvs.Service) ([][]cipvs.Destination,
 	return out, nil
 }
 
+// svcName names a service in errors and in the tests' fake kernel, by its identity in IPVS:
+// "TCP/198.18.48.180:80", "TCP/[2001:db8::180]:80", "fwmark/1" (IPv4), "fwmark6/1" (IPv6).
 func svcName(s cipvs.Service) string {
-	if s.FWMark != 0 {
-		return fmt.Sprintf("fwmark %d", s.FWMark)
+	switch {
+	case s.FWMark != 0 && s.Family == cipvs.INET6:
+		return fmt.Sprintf("fwmark6/%d", s.FWMark)
+	case s.FWMark != 0:
+		return fmt.Sprintf("fwmark/%d", s.FWMark)
 	}
-	return fmt.Sprintf("%s/%s:%d", s.Protocol, s.Address, s.Port)
+	return fmt.Sprintf("%s/%s", s.Protocol, netip.AddrPortFrom(s.Address, s.Port))
 }
 
 // Queue adds a write to the batch and sends the batch when it is full. A failure it reports is

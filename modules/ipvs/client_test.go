@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -456,85 +455,5 @@ func TestDiffSteps(t *testing.T) {
 	err := steps[0].Flush()
 	if err == nil || err.Error() != "ipvs: create tcp/198.18.48.180:80: file exists" {
 		t.Errorf("%v", err)
-	}
-}
-
-func hexAP(ap netip.AddrPort) string {
-	a := ap.Addr().As4()
-	return fmt.Sprintf("%02X%02X%02X%02X:%04X", a[0], a[1], a[2], a[3], ap.Port())
-}
-
-// TestProc: with many services, destinations come from /proc/net/ip_vs, and over netlink for the
-// services it does not list in a form read here; both give the same answer.
-func TestProc(t *testing.T) {
-	cl, k := testClient(t)
-	if err := load(t, cl, 40); err != nil {
-		t.Fatal(err)
-	}
-	cl.Queue(Write{Cmd: SetDest, Service: benchService(3), Dest: destToKernel(protocol.Destination{Address: benchDest(2).Address, Port: 80, Weight: 0, Forward: "route"}), Name: "drain"})
-	if err := cl.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	svcs, err := cl.Services()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := cl.Destinations(svcs, false) // over netlink
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The kernel's layout (ip_vs_info_seq_show): the services the fake has, but the fifth, whose
-	// lines are unreadable, and the sixth, left out; an IPv6 service and a fwmark one.
-	var sb strings.Builder
-	sb.WriteString("IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n")
-	sb.WriteString("TCP  [2001:0db8:0000:0000:0000:0000:0000:0001]:0050 rr \n  -> [2001:0db8:0000:0000:0000:0000:0000:0002]:0050      Masq    1      0          0         \n")
-	sb.WriteString("FWM  00000007 wlc persistent 300 FFFFFFFF\n  -> C612C801:0000      Route   1      0          0         \n")
-	for i, s := range svcs {
-		if i == 5 {
-			continue
-		}
-		fmt.Fprintf(&sb, "TCP  %s rr %s\n", hexAP(netip.AddrPortFrom(s.Address, s.Port)), map[bool]string{true: "persistent 300 FFFFFFFF", false: ""}[i == 7])
-		for _, d := range k.svcs[svcName(s)] {
-			fwd := map[cipvs.ForwardType]string{cipvs.Tunnel: "Tunnel", cipvs.DirectRoute: "Route"}[d.FwdMethod]
-			if i == 4 {
-				fwd = "Bogus"
-			}
-			fmt.Fprintf(&sb, "  -> %s      %-7s %-6d %-10d %-10d\n", hexAP(netip.AddrPortFrom(d.Address, d.Port)), fwd, d.Weight, 3, 4)
-		}
-	}
-	cl.proc = t.TempDir() + "/ip_vs"
-	if err := os.WriteFile(cl.proc, []byte(sb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sends := len(k.sends)
-	got, err := cl.Destinations(svcs, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(k.sends) - sends; n != 2 {
-		t.Errorf("%d netlink dumps, want 2 (the services /proc/net/ip_vs did not give)", n)
-	}
-	norm := func(dss [][]cipvs.Destination) string {
-		var out []string
-		for _, ds := range dss {
-			var l []string
-			for _, d := range ds {
-				l = append(l, fmt.Sprintf("%s:%d/%d/%d", d.Address, d.Port, d.FwdMethod, d.Weight))
-			}
-			sort.Strings(l)
-			out = append(out, strings.Join(l, " "))
-		}
-		return strings.Join(out, "\n")
-	}
-	if norm(got) != norm(want) {
-		t.Errorf("from /proc/net/ip_vs:\n%s\nover netlink:\n%s", norm(got), norm(want))
-	}
-	if !strings.Contains(norm(got), "198.18.200.3:80/3/0") {
-		t.Errorf("the drained, routed destination is missing")
-	}
-	// Fewer services than procMin: netlink only.
-	cl.proc = "/nonexistent"
-	if _, err := cl.Destinations(svcs[:3], false); err != nil {
-		t.Error(err)
 	}
 }

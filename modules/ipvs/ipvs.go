@@ -101,27 +101,59 @@ func Facts(k Kernel, scope map[protocol.Key]bool, tunnels bool) ([]protocol.Serv
 	return out, nil
 }
 
-func fromKernel(ks cipvs.Service) (protocol.Service, bool) {
-	var proto string
-	for name, p := range protocols {
-		if p == ks.Protocol {
-			proto = name
+// fromKernel is a kernel service as tunplan reads it: TCP or UDP on an IPv4 or IPv6 VIP, or an
+// IPv4 or IPv6 firewall-mark service, whose Address is the unspecified address of its family. Any
+// other service (SCTP, an unknown address family) is not tunplan's: ok is false.
+func fromKernel(ks cipvs.Service) (s protocol.Service, ok bool) {
+	s = protocol.Service{Scheduler: ks.Scheduler}
+	if ks.FWMark != 0 {
+		switch ks.Family {
+		case cipvs.INET:
+			s.Address = netip.IPv4Unspecified()
+		case cipvs.INET6:
+			s.Address = netip.IPv6Unspecified()
+		default:
+			return protocol.Service{}, false
 		}
+		s.FWMark = ks.FWMark
+	} else {
+		for name, p := range protocols {
+			if p == ks.Protocol {
+				s.Protocol = name
+			}
+		}
+		if s.Protocol == "" || !ks.Address.IsValid() || familyOf(ks.Address) != ks.Family {
+			return protocol.Service{}, false
+		}
+		s.Address, s.Port = ks.Address, ks.Port
 	}
-	if proto == "" || ks.FWMark != 0 || !ks.Address.Is4() {
-		return protocol.Service{}, false // fwmark, SCTP and IPv6 services are not tunplan's
-	}
-	s := protocol.Service{Protocol: proto, Address: ks.Address, Port: ks.Port, Scheduler: ks.Scheduler}
 	if ks.Flags&cipvs.ServicePersistent != 0 {
 		s.Persistence = ks.Timeout
 	}
 	return s, true
 }
 
+// familyOf is the IPVS address family of an address: IPv4 or IPv6.
+func familyOf(a netip.Addr) cipvs.AddressFamily {
+	if a.Is4() {
+		return cipvs.INET
+	}
+	return cipvs.INET6
+}
+
+// toKernel is the service as tunplan writes it, with the netmask ipvsadm gives it (that of a
+// single address: 255.255.255.255 for IPv4, a prefix length of 128 for IPv6). A firewall-mark
+// service is named by its family and mark alone: its Address (the unspecified address) only
+// gives the family.
 func toKernel(s protocol.Service) cipvs.Service {
-	ks := cipvs.Service{
-		Address: s.Address, Port: s.Port, Protocol: protocols[s.Protocol], Family: cipvs.INET,
-		Scheduler: s.Scheduler, Netmask: netmask.MaskFrom(32, 32),
+	ks := cipvs.Service{Family: familyOf(s.Address), Scheduler: s.Scheduler, Netmask: netmask.MaskFrom(32, 32)}
+	if !s.Address.Is4() {
+		ks.Netmask = netmask.MaskFrom(128, 128)
+	}
+	if s.FWMark != 0 {
+		ks.FWMark = s.FWMark
+	} else {
+		ks.Address, ks.Port, ks.Protocol = s.Address, s.Port, protocols[s.Protocol]
 	}
 	if s.Persistence > 0 {
 		ks.Flags, ks.Timeout = cipvs.ServicePersistent, s.Persistence
@@ -129,8 +161,11 @@ func toKernel(s protocol.Service) cipvs.Service {
 	return ks
 }
 
+// destToKernel is the destination as tunplan writes it: its family is its address's (the kernel
+// keeps the port as given: 0 for a firewall-mark service's, which then forwards each packet to the
+// port it was sent to).
 func destToKernel(d protocol.Destination) cipvs.Destination {
-	kd := cipvs.Destination{Address: d.Address, Port: d.Port, Weight: d.Weight, Family: cipvs.INET, FwdMethod: cipvs.Tunnel, TunnelType: cipvs.IPIP}
+	kd := cipvs.Destination{Address: d.Address, Port: d.Port, Weight: d.Weight, Family: familyOf(d.Address), FwdMethod: cipvs.Tunnel, TunnelType: cipvs.IPIP}
 	for m, name := range forwards {
 		if name == d.Forward {
 			kd.FwdMethod = m
@@ -276,7 +311,8 @@ func sortDestinations(ds []protocol.Destination) {
 	})
 }
 
-// ToKernel is the service as tunplan writes it to IPVS (IPv4, /32 netmask, persistence flag).
+// ToKernel is the service as tunplan writes it to IPVS (its family, the netmask of one address,
+// the persistence flag; a firewall-mark service by its mark).
 func ToKernel(s protocol.Service) cipvs.Service { return toKernel(s) }
 
 // DestToKernel is the destination as tunplan writes it to IPVS (its tunnel type, port and flags).

@@ -9,23 +9,41 @@ import (
 	cipvs "github.com/cloudflare/ipvs"
 )
 
+// procKey is a service as /proc/net/ip_vs names it: by protocol, address and port, or by its
+// firewall mark alone (an FWM line does not say the service's address family).
 type procKey struct {
-	proto cipvs.Protocol
-	addr  netip.Addr
-	port  uint16
+	proto  cipvs.Protocol
+	addr   netip.Addr
+	port   uint16
+	fwmark uint32
+}
+
+func procKeyOf(s cipvs.Service) procKey {
+	if s.FWMark != 0 {
+		return procKey{fwmark: s.FWMark}
+	}
+	return procKey{proto: s.Protocol, addr: s.Address, port: s.Port}
 }
 
 var procProtocols = map[string]cipvs.Protocol{"TCP": cipvs.TCP, "UDP": cipvs.UDP, "SCTP": cipvs.SCTP}
 
 var procForwards = map[string]cipvs.ForwardType{"Masq": cipvs.Masquerade, "Local": cipvs.Local, "Tunnel": cipvs.Tunnel, "Route": cipvs.DirectRoute}
 
-// readProc reads the destinations of the IPv4 services of /proc/net/ip_vs (ip_vs_info_seq_show):
+// readProc reads the destinations of the services of /proc/net/ip_vs, in the layout of
+// ip_vs_info_seq_show (net/netfilter/ipvs/ip_vs_ctl.c): a service line, then one line per
+// destination, addresses and ports in hexadecimal, an IPv6 address as %pI6 prints it (eight groups
+// of four digits) in brackets:
 //
 //	TCP  C612642C:0050 rr
 //	  -> C612C801:0050      Tunnel  1      0          0
+//	TCP  [2001:0db8:0000:0000:0000:0000:0000:0180]:0050 rr
+//	  -> [2001:0db8:0000:0000:0000:0000:0000:0183]:0050      Tunnel  1      0          0
+//	FWM  00000001 rr persistent 300 FFFFFFFF
+//	  -> C612C801:0000      Tunnel  1      0          0
 //
-// A service with a line it does not parse (an IPv6 destination) is left out, as are IPv6 and
-// fwmark services: the caller dumps those over netlink.
+// An FWM line names its mark, not its family: a mark listed twice (an IPv4 and an IPv6 service)
+// is left out, as is a service with a destination line it does not parse; the caller dumps those
+// over netlink.
 func readProc(path string) (map[procKey][]cipvs.Destination, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -36,7 +54,8 @@ func readProc(path string) (map[procKey][]cipvs.Destination, error) {
 
 func parseProc(b []byte) (map[procKey][]cipvs.Destination, error) {
 	out := map[procKey][]cipvs.Destination{}
-	var cur *procKey // the service whose destinations follow; nil: skip them
+	marks := map[uint32]bool{} // the marks of the FWM lines so far
+	var cur *procKey           // the service whose destinations follow; nil: skip them
 	var f [4][]byte
 	for n := 1; len(b) > 0; n++ {
 		line := b
@@ -54,15 +73,32 @@ func parseProc(b []byte) (map[procKey][]cipvs.Destination, error) {
 		}
 		if string(f[0]) != "->" {
 			cur = nil
-			proto, ok := procProtocols[string(f[0])]
-			if !ok || nf < 2 {
-				continue // FWM, or a protocol tunplan does not write
+			if nf < 2 {
+				continue
 			}
-			a, p, ok := hexAddrPort(f[1])
-			if !ok {
-				continue // IPv6
+			var k procKey
+			if string(f[0]) == "FWM" {
+				m, ok := unhex(f[1])
+				if !ok || len(f[1]) != 8 {
+					continue
+				}
+				k = procKey{fwmark: m}
+				if marks[m] {
+					delete(out, k) // the IPv4 and the IPv6 service of this mark: which is which is not said
+					continue
+				}
+				marks[m] = true
+			} else {
+				proto, ok := procProtocols[string(f[0])]
+				if !ok {
+					continue // a protocol tunplan does not write
+				}
+				a, p, ok := hexAddrPort(f[1])
+				if !ok {
+					continue
+				}
+				k = procKey{proto: proto, addr: a, port: p}
 			}
-			k := procKey{proto, a, p}
 			out[k] = make([]cipvs.Destination, 0, 16)
 			cur = &k
 			continue
@@ -81,7 +117,7 @@ func parseProc(b []byte) (map[procKey][]cipvs.Destination, error) {
 			cur = nil
 			continue
 		}
-		out[*cur] = append(out[*cur], cipvs.Destination{Address: a, Port: p, FwdMethod: fwd, Weight: w, Family: cipvs.INET})
+		out[*cur] = append(out[*cur], cipvs.Destination{Address: a, Port: p, FwdMethod: fwd, Weight: w, Family: familyOf(a)})
 	}
 	return out, nil
 }
@@ -134,15 +170,35 @@ func unhex(b []byte) (uint32, bool) {
 	return v, true
 }
 
-// hexAddrPort parses "C612642C:0050" (an IPv4 address and port in hexadecimal).
+// hexAddrPort parses an address and port as ip_vs_info_seq_show prints them, in hexadecimal: IPv4
+// "C612642C:0050" (%08X:%04X), IPv6 "[2001:0db8:0000:0000:0000:0000:0000:0180]:0050" ([%pI6]:%04X).
 func hexAddrPort(b []byte) (netip.Addr, uint16, bool) {
-	if len(b) != 13 || b[8] != ':' {
-		return netip.Addr{}, 0, false
+	switch {
+	case len(b) == 13 && b[8] == ':':
+		a, ok1 := unhex(b[:8])
+		p, ok2 := unhex(b[9:])
+		if !ok1 || !ok2 {
+			return netip.Addr{}, 0, false
+		}
+		return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), uint16(p), true
+	case len(b) == 46 && b[0] == '[' && b[40] == ']' && b[41] == ':':
+		var a [16]byte
+		for i := range 8 {
+			at := 1 + 5*i // group i, then a colon but after the last
+			if i < 7 && b[at+4] != ':' {
+				return netip.Addr{}, 0, false
+			}
+			g, ok := unhex(b[at : at+4])
+			if !ok {
+				return netip.Addr{}, 0, false
+			}
+			a[2*i], a[2*i+1] = byte(g>>8), byte(g)
+		}
+		p, ok := unhex(b[42:])
+		if !ok {
+			return netip.Addr{}, 0, false
+		}
+		return netip.AddrFrom16(a), uint16(p), true
 	}
-	a, ok1 := unhex(b[:8])
-	p, ok2 := unhex(b[9:])
-	if !ok1 || !ok2 {
-		return netip.Addr{}, 0, false
-	}
-	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), uint16(p), true
+	return netip.Addr{}, 0, false
 }

@@ -271,7 +271,8 @@ func nested(genl []byte, typ uint16, what string) ([]byte, error) {
 }
 
 // decodeService reads a service from the attributes of an IPVS_CMD_NEW_SERVICE answer, as
-// cloudflare/ipvs's unpackService does (counters are not read).
+// cloudflare/ipvs's unpackService does (counters are not read). The kernel sends a firewall-mark
+// service's family and mark, no protocol, address or port: its Address stays the zero Addr.
 func decodeService(genl []byte) (cipvs.Service, error) {
 	var s cipvs.Service
 	var addr, mask []byte

@@ -97,12 +97,19 @@ var (
 	rip  = netip.MustParseAddr("198.18.1.183")
 	svc  = toKernel(protocol.Service{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr"})
 	dest = destToKernel(protocol.Destination{Address: rip, Port: 80, Weight: 1, Forward: "tunnel"})
+
+	vip6    = netip.MustParseAddr("2001:2::180")
+	rip6    = netip.MustParseAddr("2001:2:0:1::183")
+	svc6    = toKernel(protocol.Service{Protocol: "tcp", Address: vip6, Port: 80, Scheduler: "wrr", Persistence: 300})
+	dest6   = destToKernel(protocol.Destination{Address: rip6, Port: 80, Weight: 3, Forward: "tunnel", Tunnel: protocol.Tunnel{Type: protocol.TunnelGUE, Port: 6080}})
+	fwm     = toKernel(protocol.Service{FWMark: 1, Address: netip.IPv4Unspecified(), Scheduler: "rr"})
+	fwm6    = toKernel(protocol.Service{FWMark: 1, Address: netip.IPv6Unspecified(), Scheduler: "sh", Persistence: 60})
+	fwmDest = destToKernel(protocol.Destination{Address: rip, Weight: 1, Forward: "tunnel"})
+	fwm6Dst = destToKernel(protocol.Destination{Address: rip6, Weight: 2, Forward: "tunnel", Tunnel: protocol.Tunnel{Type: protocol.TunnelGRE, Checksum: true}})
 )
 
 func TestEncodeAsCloudflare(t *testing.T) {
 	persistent := toKernel(protocol.Service{Protocol: "udp", Address: vip, Port: 53, Scheduler: "wlc", Persistence: 300})
-	v6 := cipvs.Service{Address: netip.MustParseAddr("2001:db8::1"), Port: 443, Protocol: cipvs.TCP, Family: cipvs.INET6, Scheduler: "sh", Netmask: netmask.MaskFrom(128, 128)}
-	fwmark := cipvs.Service{FWMark: 7, Family: cipvs.INET, Scheduler: "rr", Netmask: netmask.MaskFrom(32, 32)}
 	gue := cipvs.Destination{Address: rip, Port: 8080, Weight: 65535, Family: cipvs.INET, FwdMethod: cipvs.Tunnel, TunnelType: cipvs.GUE, TunnelPort: 5555, TunnelFlags: cipvs.TunnelEncapRemoteChecksum, UpperThreshold: 10, LowerThreshold: 2}
 	drain := dest
 	drain.Weight = 0
@@ -112,13 +119,21 @@ func TestEncodeAsCloudflare(t *testing.T) {
 		{Cmd: NewService, Service: persistent},
 		{Cmd: SetService, Service: persistent},
 		{Cmd: DelService, Service: svc},
-		{Cmd: NewService, Service: v6},
-		{Cmd: NewService, Service: fwmark},
+		{Cmd: NewService, Service: svc6},
+		{Cmd: SetService, Service: svc6},
+		{Cmd: DelService, Service: svc6},
+		{Cmd: NewService, Service: fwm},
+		{Cmd: SetService, Service: fwm6},
+		{Cmd: DelService, Service: fwm6},
 		{Cmd: NewDest, Service: svc, Dest: dest},
 		{Cmd: SetDest, Service: svc, Dest: drain},
 		{Cmd: DelDest, Service: svc, Dest: dest},
 		{Cmd: NewDest, Service: svc, Dest: route},
 		{Cmd: NewDest, Service: svc, Dest: gue},
+		{Cmd: NewDest, Service: svc6, Dest: dest6},
+		{Cmd: DelDest, Service: svc6, Dest: dest6},
+		{Cmd: NewDest, Service: fwm, Dest: fwmDest},
+		{Cmd: SetDest, Service: fwm6, Dest: fwm6Dst},
 	} {
 		t.Run(fmt.Sprintf("%d %s %d", w.Cmd, svcName(w.Service), w.Dest.Port), func(t *testing.T) {
 			msg := appendWrite(nil, 0x24, flagRequest, 9, w)
@@ -157,5 +172,195 @@ func TestParseMessages(t *testing.T) {
 	}
 	if _, err := parseMessages(b[:len(b)-1]); err == nil {
 		t.Error("a truncated message parsed")
+	}
+}
+
+// toKernel gives a service its family from its address and the netmask ipvsadm gives (one
+// address: 255.255.255.255, or a prefix length of 128); a firewall-mark service is its family and
+// mark, with no protocol, address or port. A destination's family is its address's.
+func TestToKernelFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		got, want cipvs.Service
+	}{
+		{svc, cipvs.Service{Family: cipvs.INET, Protocol: cipvs.TCP, Address: vip, Port: 80, Scheduler: "rr", Netmask: netmask.MaskFrom(32, 32)}},
+		{svc6, cipvs.Service{Family: cipvs.INET6, Protocol: cipvs.TCP, Address: vip6, Port: 80, Scheduler: "wrr", Flags: cipvs.ServicePersistent, Timeout: 300, Netmask: netmask.MaskFrom(128, 128)}},
+		{fwm, cipvs.Service{Family: cipvs.INET, FWMark: 1, Scheduler: "rr", Netmask: netmask.MaskFrom(32, 32)}},
+		{fwm6, cipvs.Service{Family: cipvs.INET6, FWMark: 1, Scheduler: "sh", Flags: cipvs.ServicePersistent, Timeout: 60, Netmask: netmask.MaskFrom(128, 128)}},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%+v\nwant %+v", tc.got, tc.want)
+		}
+	}
+	if dest.Family != cipvs.INET || dest6.Family != cipvs.INET6 || fwmDest.Family != cipvs.INET || fwmDest.Port != 0 || fwm6Dst.Family != cipvs.INET6 {
+		t.Errorf("destination families: %v %v %v %v, fwmark port %d", dest.Family, dest6.Family, fwmDest.Family, fwm6Dst.Family, fwmDest.Port)
+	}
+}
+
+// attr is one netlink attribute's type and data, as the tests spell them.
+type attr struct {
+	typ  uint16
+	data []byte
+}
+
+func ne16(v uint16) []byte { return binary.NativeEndian.AppendUint16(nil, v) }
+func ne32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+
+// attrList is the attributes of b, in order.
+func attrList(t *testing.T, b []byte) []attr {
+	t.Helper()
+	var out []attr
+	if err := attrs(b, func(typ uint16, d []byte) { out = append(out, attr{typ, d}) }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The requests for IPv6 and firewall-mark services, attribute by attribute and byte by byte: the
+// family (AF_INET 2, AF_INET6 10), a 16-byte IPv6 address, the netmask (4 bytes 0xff for IPv4, the
+// prefix length 128 as a u32 for IPv6), a firewall-mark service's mark in place of its protocol,
+// address and port, a destination's own family and port 0 on a firewall-mark service.
+func TestEncodeIPv6AndFWMarkBytes(t *testing.T) {
+	v6 := []byte{0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x80}
+	r6 := []byte{0x20, 0x01, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x01, 0x83}
+	flags := func(f uint32) []byte { return append(ne32(f), 0xff, 0xff, 0xff, 0xff) }
+	for _, tc := range []struct {
+		name       string
+		w          Write
+		svc, destA []attr
+	}{
+		{"tcp6", Write{Cmd: NewService, Service: svc6}, []attr{
+			{svcAttrAf, ne16(10)}, {svcAttrSchedName, []byte("wrr\x00")}, {svcAttrFlags, flags(1)}, {svcAttrTimeout, ne32(300)},
+			{svcAttrNetmask, ne32(128)}, {svcAttrProtocol, ne16(6)}, {svcAttrAddr, v6}, {svcAttrPort, []byte{0, 80}},
+		}, nil},
+		{"fwmark", Write{Cmd: NewService, Service: fwm}, []attr{
+			{svcAttrAf, ne16(2)}, {svcAttrSchedName, []byte("rr\x00")}, {svcAttrFlags, flags(0)}, {svcAttrTimeout, ne32(0)},
+			{svcAttrNetmask, []byte{0xff, 0xff, 0xff, 0xff}}, {svcAttrFwmark, ne32(1)},
+		}, nil},
+		{"fwmark6", Write{Cmd: NewService, Service: fwm6}, []attr{
+			{svcAttrAf, ne16(10)}, {svcAttrSchedName, []byte("sh\x00")}, {svcAttrFlags, flags(1)}, {svcAttrTimeout, ne32(60)},
+			{svcAttrNetmask, ne32(128)}, {svcAttrFwmark, ne32(1)},
+		}, nil},
+		{"tcp6 dest", Write{Cmd: NewDest, Service: svc6, Dest: dest6}, nil, []attr{
+			{destAttrAddrFamily, ne16(10)}, {destAttrAddr, r6}, {destAttrPort, []byte{0, 80}}, {destAttrFwdMethod, ne32(2)},
+			{destAttrWeight, ne32(3)}, {destAttrUThresh, ne32(0)}, {destAttrLThresh, ne32(0)},
+			{destAttrTunType, []byte{1}}, {destAttrTunPort, []byte{0x17, 0xc0}}, {destAttrTunFlags, ne16(0)},
+		}},
+		{"fwmark dest", Write{Cmd: NewDest, Service: fwm, Dest: fwmDest}, nil, []attr{
+			{destAttrAddrFamily, ne16(2)}, {destAttrAddr, []byte{198, 18, 1, 183}}, {destAttrPort, []byte{0, 0}}, {destAttrFwdMethod, ne32(2)},
+			{destAttrWeight, ne32(1)}, {destAttrUThresh, ne32(0)}, {destAttrLThresh, ne32(0)},
+			{destAttrTunType, []byte{0}}, {destAttrTunPort, []byte{0, 0}}, {destAttrTunFlags, ne16(0)},
+		}},
+		{"fwmark6 dest", Write{Cmd: DelDest, Service: fwm6, Dest: fwm6Dst}, nil, []attr{
+			{destAttrAddrFamily, ne16(10)}, {destAttrAddr, r6}, {destAttrPort, []byte{0, 0}}, {destAttrFwdMethod, ne32(2)},
+			{destAttrWeight, ne32(2)}, {destAttrUThresh, ne32(0)}, {destAttrLThresh, ne32(0)},
+			{destAttrTunType, []byte{2}}, {destAttrTunPort, []byte{0, 0}}, {destAttrTunFlags, ne16(1)},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ms, err := parseMessages(appendWrite(nil, 0x24, flagRequest, 1, tc.w))
+			if err != nil {
+				t.Fatal(err)
+			}
+			top := attrList(t, ms[0].data[genlHdrLen:])
+			if tc.destA != nil {
+				if len(top) != 2 || top[1].typ != cmdAttrDest {
+					t.Fatalf("top-level attributes %v", top)
+				}
+				if got := attrList(t, top[1].data); fmt.Sprint(got) != fmt.Sprint(tc.destA) {
+					t.Errorf("destination attributes\n got %v\nwant %v", got, tc.destA)
+				}
+				return
+			}
+			if len(top) != 1 || top[0].typ != cmdAttrService {
+				t.Fatalf("top-level attributes %v", top)
+			}
+			if got := attrList(t, top[0].data); fmt.Sprint(got) != fmt.Sprint(tc.svc) {
+				t.Errorf("service attributes\n got %v\nwant %v", got, tc.svc)
+			}
+		})
+	}
+}
+
+// kernelAnswer is a dump answer as the kernel builds it (ip_vs_genl_fill_service, _fill_dest):
+// addresses are a whole union nf_inet_addr (16 bytes, an IPv4 address in the first 4), and the
+// counters come too.
+func kernelAnswer(cmd Cmd, nestType uint16, as []attr) []byte {
+	b := []byte{byte(cmd), genlVersion, 0, 0}
+	return nest(b, nestType, func(b []byte) []byte {
+		for _, a := range as {
+			b = putAttr(b, a.typ, a.data...)
+		}
+		return b
+	})
+}
+
+// Dump answers are read as the kernel sends them: a firewall-mark service has no protocol, address
+// or port, and its family is the one it reads back with; a destination's IPVS_DEST_ATTR_ADDR_FAMILY
+// says how to read its address, whatever the service's family; without it (kernels before 3.18),
+// the service's family does.
+func TestDecodeKernelAnswers(t *testing.T) {
+	stats := attr{10, putU32(nil, 1, 7)} // IPVS_SVC_ATTR_STATS (nested counters): skipped
+	union4 := []byte{198, 18, 1, 183, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	a6 := vip6.As16()
+	r6 := rip6.As16()
+	flags := func(f uint32) []byte { return append(ne32(f), 0xff, 0xff, 0xff, 0xff) }
+
+	tcp6 := kernelAnswer(NewService, cmdAttrService, []attr{
+		{svcAttrAf, ne16(10)}, {svcAttrProtocol, ne16(6)}, {svcAttrAddr, a6[:]}, {svcAttrPort, []byte{0, 80}},
+		{svcAttrSchedName, []byte("wrr\x00")}, {svcAttrFlags, flags(3)}, {svcAttrTimeout, ne32(300)}, {svcAttrNetmask, ne32(128)}, stats,
+	})
+	mark6 := kernelAnswer(NewService, cmdAttrService, []attr{
+		{svcAttrAf, ne16(10)}, {svcAttrFwmark, ne32(1)},
+		{svcAttrSchedName, []byte("rr\x00")}, {svcAttrFlags, flags(2)}, {svcAttrTimeout, ne32(0)}, {svcAttrNetmask, ne32(128)}, stats,
+	})
+	mark4 := kernelAnswer(NewService, cmdAttrService, []attr{
+		{svcAttrAf, ne16(2)}, {svcAttrFwmark, ne32(0x10001)},
+		{svcAttrSchedName, []byte("rr\x00")}, {svcAttrFlags, flags(2)}, {svcAttrTimeout, ne32(0)}, {svcAttrNetmask, []byte{0xff, 0xff, 0xff, 0xff}}, stats,
+	})
+	for _, tc := range []struct {
+		msg  []byte
+		want protocol.Service
+	}{
+		{tcp6, protocol.Service{Protocol: "tcp", Address: vip6, Port: 80, Scheduler: "wrr", Persistence: 300}},
+		{mark6, protocol.Service{Address: netip.IPv6Unspecified(), FWMark: 1, Scheduler: "rr"}},
+		{mark4, protocol.Service{Address: netip.IPv4Unspecified(), FWMark: 0x10001, Scheduler: "rr"}},
+	} {
+		ks, err := decodeService(tc.msg[genlHdrLen:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, ok := fromKernel(ks)
+		if !ok || fmt.Sprint(s) != fmt.Sprint(tc.want) {
+			t.Errorf("read %+v (%v), want %+v", s, ok, tc.want)
+		}
+		if got := toKernel(s); got.Netmask != ks.Netmask || got.Family != ks.Family || got.FWMark != ks.FWMark {
+			t.Errorf("written back as %+v, read %+v", got, ks)
+		}
+	}
+
+	dst := func(addr []byte, fam []byte) []byte {
+		as := []attr{{destAttrAddr, addr}, {destAttrPort, []byte{0, 0}}, {destAttrFwdMethod, ne32(2)}, {destAttrWeight, ne32(5)},
+			{destAttrUThresh, ne32(0)}, {destAttrLThresh, ne32(0)}, {7, ne32(9)}, {8, ne32(9)}, {9, ne32(9)}}
+		if fam != nil {
+			as = append(as, attr{destAttrAddrFamily, fam}) // last: the family is applied after the address is seen
+		}
+		return kernelAnswer(NewDest, cmdAttrDest, as)
+	}
+	for _, tc := range []struct {
+		name    string
+		msg     []byte
+		svcFam  cipvs.AddressFamily
+		want    netip.Addr
+		wantFam cipvs.AddressFamily
+	}{
+		{"IPv4 destination of an IPv6 service", dst(union4, ne16(2)), cipvs.INET6, rip, cipvs.INET},
+		{"IPv6 destination of an IPv4 service", dst(r6[:], ne16(10)), cipvs.INET, rip6, cipvs.INET6},
+		{"IPv6 destination, no family attribute", dst(r6[:], nil), cipvs.INET6, rip6, cipvs.INET6},
+		{"IPv4 destination, no family attribute", dst(union4, nil), cipvs.INET, rip, cipvs.INET},
+	} {
+		d, err := decodeDest(tc.msg[genlHdrLen:], tc.svcFam)
+		if err != nil || d.Address != tc.want || d.Family != tc.wantFam || d.Port != 0 || d.Weight != 5 {
+			t.Errorf("%s: %+v, %v; want %s (family %d), port 0", tc.name, d, err, tc.want, tc.wantFam)
+		}
 	}
 }

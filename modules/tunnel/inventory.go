@@ -29,7 +29,7 @@ func Inventory(k Kernel, device string) (onDevice []netip.Prefix, others []netip
 		for _, ad := range addrs {
 			p, ok := prefixOf(ad)
 			switch {
-			case !ok:
+			case !ok || !p.Addr().Is4(): // import writes IPv4 services
 			case a.Name == device:
 				onDevice = append(onDevice, p)
 			case !p.Addr().IsLoopback():

@@ -1,5 +1,5 @@
-// Package tunnel brings the IPIP tunnel device (tunl0) up and owns the addresses (the VIP/32) on it,
-// through rtnetlink (vishvananda/netlink).
+// Package tunnel brings the tunnel devices up (tunl0, gre0, ip6tnl0) and owns the addresses on them
+// (an IPv4 VIP as a /32, an IPv6 VIP as a /128), through rtnetlink (vishvananda/netlink).
 package tunnel
 
 import (
@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
@@ -26,8 +27,9 @@ type Kernel interface {
 	AddrDel(link netlink.Link, addr *netlink.Addr) error
 }
 
-// Facts reads, for each device in scope, whether it is up and which of the scoped addresses it has.
-// A device that does not exist is reported Missing (and down): restoring that snapshot after a
+// Facts reads, for each device in scope, whether it is up and which of the scoped addresses it has,
+// of either family, compared by prefix alone (not by flags, such as an IPv6 address's nodad). A
+// device that does not exist is reported Missing (and down): restoring that snapshot after a
 // module load created the device leaves it down, as the load made it.
 func Facts(k Kernel, scope map[string][]netip.Prefix) ([]protocol.Link, error) {
 	var out []protocol.Link
@@ -41,7 +43,7 @@ func Facts(k Kernel, scope map[string][]netip.Prefix) ([]protocol.Link, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tunnel: %s: %w", name, err)
 		}
-		addrs, err := k.AddrList(l, netlink.FAMILY_V4)
+		addrs, err := k.AddrList(l, netlink.FAMILY_ALL)
 		if err != nil {
 			return nil, fmt.Errorf("tunnel: %s: list addresses: %w", name, err)
 		}
@@ -137,7 +139,7 @@ func step(act change.Action, dev, address, before, after string, do func(netlink
 			l, err := k.LinkByName(dev)
 			var nf netlink.LinkNotFoundError
 			if errors.As(err, &nf) {
-				return fmt.Errorf("tunnel: no device %s (for tunl0: is ipip loaded, for gre0: ip_gre, and is net.core.fb_tunnels_only_for_init_net 0?)", dev)
+				return fmt.Errorf("tunnel: no device %s (for tunl0: is ipip loaded, for gre0: ip_gre, for ip6tnl0: ip6_tunnel, and is net.core.fb_tunnels_only_for_init_net 0?)", dev)
 			}
 			if err != nil {
 				return fmt.Errorf("tunnel: %s: %w", dev, err)
@@ -150,18 +152,34 @@ func step(act change.Action, dev, address, before, after string, do func(netlink
 	}
 }
 
-// addr is a VIP as `ip addr add VIP/32 brd VIP dev tunl0` makes it.
+// addr is a VIP as `ip addr add VIP/32 brd VIP dev tunl0` makes it, or an IPv6 one as
+// `ip addr add VIP/128 dev ip6tnl0 nodad` does: a VIP is not checked for duplicates on the link
+// (duplicate address detection would hold it tentative, and it is on every realserver).
 func addr(p netip.Prefix) *netlink.Addr {
-	a := p.Addr().AsSlice()
-	return &netlink.Addr{IPNet: &net.IPNet{IP: a, Mask: net.CIDRMask(p.Bits(), 32)}, Broadcast: net.IP(p.Addr().AsSlice())}
+	ip := net.IP(p.Addr().AsSlice())
+	if p.Addr().Is4() {
+		return &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(p.Bits(), 32)}, Broadcast: ip}
+	}
+	return &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(p.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
 }
 
+// prefixOf is an address as a prefix, of the family its mask's length says: rtnetlink gives an IPv4
+// address 4 bytes, but a net.IP may hold one in 16.
 func prefixOf(a netlink.Addr) (netip.Prefix, bool) {
-	ip, ok := netip.AddrFromSlice(a.IP.To4())
-	if !ok {
+	if a.IPNet == nil {
 		return netip.Prefix{}, false
 	}
-	ones, _ := a.Mask.Size()
+	ones, bits := a.Mask.Size()
+	var ip netip.Addr
+	switch bits {
+	case 32:
+		ip, _ = netip.AddrFromSlice(a.IP.To4())
+	case 128:
+		ip, _ = netip.AddrFromSlice(a.IP.To16())
+	}
+	if !ip.IsValid() {
+		return netip.Prefix{}, false
+	}
 	return netip.PrefixFrom(ip, ones), true
 }
 
