@@ -5,7 +5,10 @@
 #   IPv6 service tunnels to the realservers' IPv6 addresses.
 # - The director takes the IPv6 VIP on ip6tnl0 (the ip6_tunnel module's fallback device) and
 #   sends each request to a realserver wrapped in IPv6 (IPv6 in IPv6, next header 41); it needs no
-#   IPv6 forwarding.
+#   IPv6 forwarding. Linux answers neighbour solicitations only for the addresses of the device
+#   they arrive on, so the VIP is not on the LAN's link: route it to the director (here the
+#   router routes 2001:2:0:ff::/64 to 2001:2:0:48::181), or set vip_device to the director's LAN
+#   device.
 # - Each realserver receives it on ip6tnl0, which carries the VIP/128 with no duplicate address
 #   detection, and answers the client directly. IPv6 has no ARP and no rp_filter: a Linux host
 #   answers neighbour solicitations only for the addresses of the device they arrive on, so the
@@ -62,11 +65,11 @@ virtual_service "web" {
   realserver "beijing" {}
 }
 
-# ipvsadm -A -t [2001:2:0:48::180]:80 -s rr; ipvsadm -a -t [2001:2:0:48::180]:80 -r [RIP6]:80 -i;
-# on each realserver: modprobe ip6_tunnel; ip -6 addr add 2001:2:0:48::180/128 dev ip6tnl0 nodad;
+# ipvsadm -A -t [2001:2:0:ff::180]:80 -s rr; ipvsadm -a -t [2001:2:0:ff::180]:80 -r [RIP6]:80 -i;
+# on each realserver: modprobe ip6_tunnel; ip -6 addr add 2001:2:0:ff::180/128 dev ip6tnl0 nodad;
 # ip link set ip6tnl0 up.
 virtual_service "web6" {
-  vip       = "2001:2:0:48::180"
+  vip       = "2001:2:0:ff::180"
   port      = 80
   scheduler = "rr"
   directors = ["lvs01"]

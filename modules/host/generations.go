@@ -86,7 +86,7 @@ func (e *Engine) latestGeneration() (*protocol.Generation, error) {
 	}
 	g.Generation.State = g.State.State
 	for _, k := range g.State.Services {
-		s := protocol.Service{Protocol: k.Protocol, Address: k.Address, Port: k.Port}
+		s := protocol.Service{Protocol: k.Protocol, Address: k.Address, Port: k.Port, FWMark: k.FWMark}
 		for _, d := range k.Destinations {
 			if d.Tunnel.Type != protocol.TunnelIPIP && !slices.ContainsFunc(s.Destinations, func(x protocol.Destination) bool { return x.Tunnel == d.Tunnel }) {
 				s.Destinations = append(s.Destinations, protocol.Destination{Tunnel: d.Tunnel})

@@ -123,7 +123,12 @@ func addressSteps(k Kernel, dev string, want, have []netip.Prefix) []change.Step
 	for _, p := range have {
 		if !in(want, p) {
 			steps = append(steps, step(change.Delete, dev, fmt.Sprintf("tunnel %s %s", dev, p), "present", "", func(l netlink.Link) error {
-				return k.AddrDel(l, addr(p))
+				// An address already gone is what the step makes: a device set down (a rollback to
+				// before tunplan) loses its IPv6 addresses before their removals run.
+				if err := k.AddrDel(l, addr(p)); !errors.Is(err, unix.EADDRNOTAVAIL) {
+					return err
+				}
+				return nil
 			}, k))
 		}
 	}

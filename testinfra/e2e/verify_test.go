@@ -10,7 +10,7 @@ import (
 )
 
 // nginxConf is the configuration the lab starts a realserver's nginx with (lab's hostSetup writes
-// it to /lab/<host>/nginx.conf): `listen 0.0.0.0:80`, answering the host's name.
+// it to /lab/<host>/nginx.conf): `listen 0.0.0.0:80`, `[::]:80` and `0.0.0.0:443`, answering the host's name.
 func nginxConf(host string) string { return "/lab/" + host + "/nginx.conf" }
 
 // restartNginx stops a realserver's nginx (if it runs) and, unless conf is "", starts it again
@@ -26,12 +26,12 @@ for i in $(seq 100); do [ -e /run/nginx.pid ] || [ -n "$(ss -Hltn 'sport = :80')
 	sh(t, host, script)
 }
 
-// nginxOnRIP rebinds a realserver's nginx to its RIP only (listen RIP:80), as a hand-edited
-// configuration would, and returns the undo.
+// nginxOnRIP rebinds a realserver's nginx on port 80 to its RIP only (listen RIP:80, and no more
+// [::]:80), as a hand-edited configuration would, and returns the undo.
 func nginxOnRIP(t *testing.T, host, rip string) func() {
 	t.Helper()
 	conf := filepath.Join("/tmp", "nginx-rip.conf") // the host's private /tmp
-	sh(t, host, "sed 's/listen 0.0.0.0:80;/listen "+rip+":80;/' "+nginxConf(host)+" > "+conf+" && grep -q 'listen "+rip+":80;' "+conf)
+	sh(t, host, "sed 's/listen 0.0.0.0:80;/listen "+rip+":80;/; /listen \\[::\\]:80;/d' "+nginxConf(host)+" > "+conf+" && grep -q 'listen "+rip+":80;' "+conf)
 	restartNginx(t, host, conf)
 	return func() { restartNginx(t, host, nginxConf(host)) }
 }

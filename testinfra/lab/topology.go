@@ -29,7 +29,11 @@ const (
 	RS2IP         = "198.18.10.182"
 
 	// IPv6, in 2001:2::/48: one /64 per data network, each host's address ending as its IPv4 one.
-	VIP6           = "2001:2:0:48::180"
+	// The IPv6 VIPs are routed to the director by the router: a VIP on the director's ip6tnl0 is not
+	// on the LAN's link (Linux answers neighbour solicitations only for the receiving device's
+	// addresses).
+	VIP6           = "2001:2:0:ff::180"
+	VIP6Prefix     = "2001:2:0:ff::/64"
 	RouterLAN6     = "2001:2:0:48::254"
 	RouterRegion16 = "2001:2:0:1::254"
 	RouterRegion26 = "2001:2:0:10::254"
@@ -168,8 +172,9 @@ link set eth1 up
 addr add %s/24 dev eth2
 addr add %s/64 dev eth2 nodad
 link set eth2 up
+route add %s via %s
 rule add pref 100 iif mgmt0 prohibit
-`, RouterLAN, RouterLAN6, RouterRegion1, RouterRegion16, RouterRegion2, RouterRegion26)
+`, RouterLAN, RouterLAN6, RouterRegion1, RouterRegion16, RouterRegion2, RouterRegion26, VIP6Prefix, DirectorIP6)
 		for _, l := range []string{"lan0", "eth1", "eth2"} {
 			fmt.Fprintf(&b, "rule add pref 101 iif %s to %s prohibit\n", l, MgmtPrefix)
 		}
