@@ -170,17 +170,9 @@ func TestProcIPv6AndFWMark(t *testing.T) {
 			fmt.Fprintf(&sb, "  -> %s      %-7s %-6d %-10d %-10d\n", procAP(d.Address, d.Port), "Tunnel", d.Weight, 0, 0)
 		}
 	}
-	cl.proc = t.TempDir() + "/ip_vs"
-	if err := os.WriteFile(cl.proc, []byte(sb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sends := len(k.sends)
-	got, err := cl.Destinations(svcs, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(k.sends) - sends; n != 2 {
-		t.Errorf("%d netlink dumps, want 2 (fwmark/7 and fwmark6/7)", n)
+	got, dumps := destinationsFromProc(t, cl, k, sb.String(), svcs)
+	if dumps != 2 {
+		t.Errorf("%d netlink dumps, want 2 (fwmark/7 and fwmark6/7)", dumps)
 	}
 	norm := func(dss [][]cipvs.Destination) []string {
 		var out []string
@@ -200,6 +192,22 @@ func TestProcIPv6AndFWMark(t *testing.T) {
 	if g := strings.Join(norm(got), "\n"); !strings.Contains(g, "fwmark6/8: [2001:2:0:1::200]:0/10/2/0") || !strings.Contains(g, "fwmark/9: 198.18.1.30:0/2/2/0") {
 		t.Errorf("the firewall-mark services' destinations:\n%s", g)
 	}
+}
+
+// destinationsFromProc has cl read text as /proc/net/ip_vs for the destinations of svcs, and returns them with
+// the number of netlink dumps the read took.
+func destinationsFromProc(t *testing.T, cl *Client, k *fakeKernel, text string, svcs []cipvs.Service) ([][]cipvs.Destination, int) {
+	t.Helper()
+	cl.proc = t.TempDir() + "/ip_vs"
+	if err := os.WriteFile(cl.proc, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sends := len(k.sends)
+	got, err := cl.Destinations(svcs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, len(k.sends) - sends
 }
 
 func hexAP(ap netip.AddrPort) string {
@@ -245,17 +253,9 @@ func TestProc(t *testing.T) {
 			fmt.Fprintf(&sb, "  -> %s      %-7s %-6d %-10d %-10d\n", hexAP(netip.AddrPortFrom(d.Address, d.Port)), fwd, d.Weight, 3, 4)
 		}
 	}
-	cl.proc = t.TempDir() + "/ip_vs"
-	if err := os.WriteFile(cl.proc, []byte(sb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sends := len(k.sends)
-	got, err := cl.Destinations(svcs, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(k.sends) - sends; n != 2 {
-		t.Errorf("%d netlink dumps, want 2 (the services /proc/net/ip_vs did not give)", n)
+	got, dumps := destinationsFromProc(t, cl, k, sb.String(), svcs)
+	if dumps != 2 {
+		t.Errorf("%d netlink dumps, want 2 (the services /proc/net/ip_vs did not give)", dumps)
 	}
 	norm := func(dss [][]cipvs.Destination) string {
 		var out []string
