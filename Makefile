@@ -16,7 +16,7 @@ CLIFLAGS := -s -w -X $(CLI).Version=$(VERSION) -X $(CLI).Commit=$(COMMIT) -X $(C
 TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 PREFIX  ?= /usr/local
 
-.PHONY: all build helper tunplan install release release-check tidy-check deps test unit labtest lab demo bench vet clean
+.PHONY: all build helper tunplan install release release-check tidy-check deps test unit labtest vagrant-test lab demo bench vet clean
 
 all: build
 
@@ -86,6 +86,11 @@ unit: helper
 
 labtest: deps helper
 	$(GO) test -count=1 -p 1 -timeout 40m -v ./testinfra/...
+
+# The Vagrant lab for real: build (or reuse) the box, vagrant-libvirt up of testinfra/Vagrantfile under
+# qemu without KVM, tunplan apply, traffic checks, reboots (`make test` runs it with ./testinfra/...).
+vagrant-test: deps
+	$(GO) test -count=1 -timeout 40m -v ./testinfra/vagrant/
 
 # Boot the lab, run the hand-written baseline, print what the client saw and the capture summary.
 lab: deps
