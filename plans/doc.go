@@ -20,7 +20,7 @@
 //
 //	host "lvs01" {
 //	  role       = "director"                       # "director", "realserver" or a list of both (required)
-//	  address    = "198.18.48.181"                  # data-plane IPv4 address; a realserver's RIP (required)
+//	  address    = "198.18.48.181"                  # data-plane address, or [IPv4, IPv6]; a realserver's RIP (required)
 //	  vip_device = "tunl0"                          # director only: device that carries the VIPs
 //	  ip_forward = true                             # director only: false leaves net.ipv4.ip_forward alone
 //	  hide_vip   = true                             # realserver only: false leaves arp_ignore and arp_announce alone
@@ -29,7 +29,7 @@
 //	}                                               # (the SSH address; default: address)
 //
 //	virtual_service "web" {
-//	  vip         = var.vip                         # IPv4 (required)
+//	  vip         = var.vip                         # IPv4 or IPv6 (required, unless fwmark)
 //	  protocol    = "tcp"                           # tcp | udp (default tcp)
 //	  port        = local.web_port                  # 1..65535 (required)
 //	  scheduler   = "rr"                            # rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf (default wlc)
@@ -49,6 +49,12 @@
 //
 //	virtual_service "web-gre" {                     # tunnel = "gre", …
 //	  gre { checksum = false }                      # with tunnel = "gre" only; true is refused (gre0)
+//	}
+//
+//	virtual_service "web-sticky" {                  # a firewall-mark service (ipvsadm -A -f 1), …
+//	  fwmark = 1                                    # 1..4294967295, instead of vip and port
+//	  vips   = ["198.18.48.190"]                    # the VIPs its mark rules cover, one family (required)
+//	  ports  = [80, 443]                            # the ports they cover (required)
 //	}
 //
 //	virtual_service "dns" {                         # protocol = "udp", …
