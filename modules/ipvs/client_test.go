@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	cipvs "github.com/cloudflare/ipvs"
+	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -221,6 +222,19 @@ func benchService(i int) cipvs.Service {
 
 func benchDest(j int) cipvs.Destination {
 	return destToKernel(protocol.Destination{Address: netip.AddrFrom4([4]byte{198, 18, 200, byte(1 + j)}), Port: 80, Weight: 1, Forward: "tunnel"})
+}
+
+// run runs steps, then flushes cl: what the engine does with a module's steps.
+func run(t *testing.T, cl *Client, steps []change.Step) {
+	t.Helper()
+	for _, s := range steps {
+		if err := s.Do(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.Flush(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // load queues n services with 10 destinations each.

@@ -21,17 +21,6 @@ import (
 func TestIPv6AndFWMarkServices(t *testing.T) {
 	cl, k := testClient(t)
 	open := func() (Kernel, error) { return cl, nil }
-	run := func(steps []change.Step) {
-		t.Helper()
-		for _, s := range steps {
-			if err := s.Do(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := cl.Flush(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	a := netip.MustParseAddr
 	tun := func(ip string, port uint16, w uint32, tn protocol.Tunnel) protocol.Destination {
 		return protocol.Destination{Address: a(ip), Port: port, Weight: w, Forward: protocol.ForwardTunnel, Tunnel: tn}
@@ -46,7 +35,7 @@ func TestIPv6AndFWMarkServices(t *testing.T) {
 		{Protocol: "udp", Address: vip6, Port: 53, Scheduler: "rr", Persistence: 60, Destinations: []protocol.Destination{
 			tun("2001:2:0:1::183", 53, 1, protocol.Tunnel{})}},
 	}
-	run(Diff(open, want, nil))
+	run(t, cl, Diff(open, want, nil))
 	if ks := k.info["fwmark6/1"]; ks.Family != cipvs.INET6 || ks.FWMark != 1 || ks.Netmask.Bits() != 128 || ks.Address.IsValid() || ks.Protocol != 0 {
 		t.Errorf("the kernel holds fwmark6/1 as %+v", ks)
 	}
@@ -87,12 +76,12 @@ func TestIPv6AndFWMarkServices(t *testing.T) {
 		"- ipvs udp/[2001:2::180]:53  scheduler=rr persistence=60 destinations=1"; strings.Join(shown, "\n") != w {
 		t.Errorf("changes:\n%s\nwant\n%s", strings.Join(shown, "\n"), w)
 	}
-	run(steps)
+	run(t, cl, steps)
 	if got, err = Facts(cl, nil, true); err != nil || !reflect.DeepEqual(got, next) {
 		t.Errorf("after the update\n %+v, %v\nwant\n %+v", got, err, next)
 	}
 
-	run(Diff(open, nil, got))
+	run(t, cl, Diff(open, nil, got))
 	if svcs, err := cl.Services(); err != nil || len(svcs) != 0 {
 		t.Errorf("after removing them all: %+v, %v", svcs, err)
 	}

@@ -140,14 +140,7 @@ func TestProcIPv6AndFWMark(t *testing.T) {
 		}
 		want = append(want, s)
 	}
-	for _, st := range Diff(func() (Kernel, error) { return cl, nil }, want, nil) {
-		if err := st.Do(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := cl.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	run(t, cl, Diff(func() (Kernel, error) { return cl, nil }, want, nil))
 	svcs, err := cl.Services()
 	if err != nil {
 		t.Fatal(err)

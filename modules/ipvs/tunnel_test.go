@@ -91,18 +91,7 @@ func TestTunnelDiffAndFacts(t *testing.T) {
 		{Address: netip.MustParseAddr("198.18.1.1"), Port: 80, Weight: 1, Forward: protocol.ForwardTunnel, Tunnel: gueTunnel},
 		{Address: netip.MustParseAddr("198.18.1.2"), Port: 80, Weight: 1, Forward: protocol.ForwardTunnel, Tunnel: greTunnel},
 	}}}
-	run := func(steps []change.Step) {
-		t.Helper()
-		for _, s := range steps {
-			if err := s.Do(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := cl.Flush(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run(Diff(open, want, nil))
+	run(t, cl, Diff(open, want, nil))
 	got, err := Facts(cl, nil, true)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +114,7 @@ func TestTunnelDiffAndFacts(t *testing.T) {
 		t.Errorf("changes:\n%s\nwant\n%s", strings.Join(shown, "\n"), w)
 	}
 	sends := len(k.sends)
-	run(steps)
+	run(t, cl, steps)
 	if n := len(k.sends) - sends; n != 1 {
 		t.Errorf("%d datagrams for two updates", n)
 	}
