@@ -278,7 +278,6 @@ type encap struct {
 
 var (
 	changeLine = regexp.MustCompile(`(?m)^  [-+~] `)
-	statsLine  = regexp.MustCompile(`(?m)^TCP\s+\S+\s+(\d+)\s+(\d+)\s+(\d+)`)
 )
 
 // probeTunnel zeroes the director's counters, captures on the router's LAN bridge every IPIP, GRE
@@ -308,9 +307,7 @@ func probeTunnel(t *testing.T, v string, n int) tunnelTraffic {
 	}
 	// The kernel folds its per-CPU IPVS counters into what ipvsadm shows every 2 s.
 	tr.stats = sh(t, "director", "sleep 2.5; ipvsadm -Ln --stats -t "+v+":80")
-	if m := statsLine.FindStringSubmatch(tr.stats); m != nil {
-		tr.inPkts, tr.outPkts = m[2], m[3]
-	}
+	tr.inPkts, tr.outPkts = lab.Counters(tr.stats)
 	return tr
 }
 

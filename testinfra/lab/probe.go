@@ -47,17 +47,36 @@ func Probe(n int) (Traffic, error) {
 	if err != nil {
 		return t, fmt.Errorf("lab: probe: router: read capture: %w: %s", err, capture)
 	}
+	// The kernel folds its per-CPU IPVS counters into what ipvsadm shows every 2 s: wait for that.
+	stats, err := Sh("director", StatsScript)
+	if err != nil {
+		return t, fmt.Errorf("lab: probe: director: ipvsadm: %w: %s", err, stats)
+	}
+	t.Read(capture, stats)
+	return t, nil
+}
+
+// StatsScript prints the director's counters of the VIP's service once the kernel has folded its
+// per-CPU counters into them (every 2 s).
+const StatsScript = "sleep 2.5; ipvsadm -Ln --stats -t " + VIP + ":80"
+
+// Read fills in what the router captured (capture: `tcpdump -nn` text) and the director's
+// counters (stats: `ipvsadm -Ln --stats` of the service).
+func (t *Traffic) Read(capture, stats string) {
 	for _, m := range ipipLine.FindAllStringSubmatch(capture, -1) {
 		t.IPIP = append(t.IPIP, fmt.Sprintf("%s > %s: %s > %s:%s", m[1], m[2], m[3], m[4], m[5]))
 	}
-	// The kernel folds its per-CPU IPVS counters into what ipvsadm shows every 2 s: wait for that.
-	if t.Stats, err = Sh("director", "sleep 2.5; ipvsadm -Ln --stats -t "+VIP+":80"); err != nil {
-		return t, fmt.Errorf("lab: probe: director: ipvsadm: %w: %s", err, t.Stats)
+	t.Stats = stats
+	t.InPkts, t.OutPkts = Counters(stats)
+}
+
+// Counters are the InPkts and OutPkts of the first TCP service of an `ipvsadm -Ln --stats`
+// listing, "" when it has none.
+func Counters(stats string) (inPkts, outPkts string) {
+	if m := statsLine.FindStringSubmatch(stats); m != nil {
+		return m[2], m[3]
 	}
-	if m := statsLine.FindStringSubmatch(t.Stats); m != nil {
-		t.InPkts, t.OutPkts = m[2], m[3]
-	}
-	return t, nil
+	return "", ""
 }
 
 // Problems checks the three properties of LVS-TUN and says which ones failed: both realservers

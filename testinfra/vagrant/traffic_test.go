@@ -3,7 +3,6 @@ package vagrant
 import (
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -12,12 +11,6 @@ import (
 
 // requests is how many requests the client sends to the VIP per probe.
 const requests = 6
-
-// What the router's capture and the director's counters look like (as in testinfra/lab).
-var (
-	ipipLine  = regexp.MustCompile(`IP (\d+\.\d+\.\d+\.\d+) > (\d+\.\d+\.\d+\.\d+): IP (\d+\.\d+\.\d+\.\d+)\.\d+ > (\d+\.\d+\.\d+\.\d+)\.(\d+):`)
-	statsLine = regexp.MustCompile(`(?m)^TCP\s+\S+\s+(\d+)\s+(\d+)\s+(\d+)`)
-)
 
 // The router's capture: IPIP on its LAN interface (the one holding 198.18.48.254).
 const (
@@ -93,16 +86,11 @@ func (l *vagrantLab) probe() (lab.Traffic, error) {
 	if err != nil {
 		return t, err
 	}
-	for _, m := range ipipLine.FindAllStringSubmatch(capture, -1) {
-		t.IPIP = append(t.IPIP, fmt.Sprintf("%s > %s: %s > %s:%s", m[1], m[2], m[3], m[4], m[5]))
-	}
-	// The kernel folds its per-CPU IPVS counters into what ipvsadm shows every 2 s: wait for that.
-	if t.Stats, err = l.ssh("director", "sleep 2.5; ipvsadm -Ln --stats -t "+lab.VIP+":80"); err != nil {
+	stats, err := l.ssh("director", lab.StatsScript)
+	if err != nil {
 		return t, err
 	}
-	if m := statsLine.FindStringSubmatch(t.Stats); m != nil {
-		t.InPkts, t.OutPkts = m[2], m[3]
-	}
+	t.Read(capture, stats)
 	return t, nil
 }
 
