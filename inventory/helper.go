@@ -53,7 +53,7 @@ const (
 
 // StartHelper starts the helper on the host, uploading it first when the host lacks the current one.
 func (c *Conn) StartHelper(hs Helpers) error {
-	err := c.start(runScript(protocol.HelperDir, hs.Names()))
+	err := c.start(runScript(protocol.HelperDir, protocol.HelperPath, hs.Names()))
 	var missing *missingHelper
 	if !errors.As(err, &missing) {
 		return err
@@ -72,30 +72,40 @@ func (c *Conn) StartHelper(hs Helpers) error {
 	if err := c.upload(gz, h.Gzip); err != nil {
 		return err
 	}
-	return c.start(installScript(protocol.HelperDir, gz, h))
+	return c.start(installScript(protocol.HelperDir, protocol.HelperPath, gz, h, []string{protocol.RestoreUnit, protocol.RestoreLateUnit}))
 }
 
 // runScript starts an installed helper (one of names) from dir when dir is root's with mode 0700,
-// or else reports on standard error the architecture and dir's owner and mode, and exits needHelper. "$1" is
-// the SSH connection (see command).
-func runScript(dir string, names []string) string {
+// making stable (protocol.HelperPath, what the boot units run) that helper first; or else reports
+// on standard error the architecture and dir's owner and mode, and exits needHelper. "$1" is the SSH
+// connection (see command).
+func runScript(dir, stable string, names []string) string {
 	var paths []string
 	for _, n := range names {
 		paths = append(paths, shellQuote(path.Join(dir, n)))
 	}
-	return fmt.Sprintf(`d=%[1]s
+	return fmt.Sprintf(`d=%[1]s s=%[6]s
 for h in %[2]s; do
-  if [ -x "$h" ] && [ "$(stat -c %%u:%%a "$d")" = 0:700 ]; then echo %[3]s; exec "$h" --ssh-connection "$1"; fi
+  if [ -x "$h" ] && [ "$(stat -c %%u:%%a "$d")" = 0:700 ]; then
+    %[7]s
+    echo %[3]s; exec "$h" --ssh-connection "$1"
+  fi
 done
 { echo %[5]s; uname -m; stat -c '%%u %%a' "$d" 2>/dev/null; } >&2
-exit %[4]d`, shellQuote(dir), strings.Join(paths, " "), helperReady, needHelper, factsHeader)
+exit %[4]d`, shellQuote(dir), strings.Join(paths, " "), helperReady, needHelper, factsHeader, shellQuote(stable), linkStable())
 }
 
 // installScript unpacks the uploaded helper gz into dir under a temporary name, checks its hash,
-// renames it into place, removes other versions (not uploads in progress: they may be a concurrent
-// run's) and starts it. On failure it removes what it wrote and exits installFailed.
-func installScript(dir, gz string, h Helper) string {
+// renames it into place, makes stable that helper, removes other versions (not uploads in progress:
+// they may be a concurrent run's; not one that a unit of units still names: a build before the
+// stable path wrote its own path into the boot units) and starts it. On failure it removes what it
+// wrote and exits installFailed.
+func installScript(dir, stable, gz string, h Helper, units []string) string {
 	final := path.Join(dir, h.Name())
+	var quoted []string
+	for _, u := range units {
+		quoted = append(quoted, shellQuote(u))
+	}
 	return fmt.Sprintf(`t=%[4]s.tmp-%[5]s
 fail() { rm -f "$t" %[3]s; echo "$*" >&2; exit %[7]d; }
 install -d -o root -m 0700 %[1]s %[2]s || fail "cannot create %[2]s"
@@ -103,9 +113,19 @@ gzip -dc %[3]s > "$t" && chmod 0700 "$t" || fail "cannot unpack the helper"
 sum=$(sha256sum "$t") && sum=${sum%%%% *}
 [ "$sum" = %[6]s ] || fail "helper upload corrupted: sha256 $sum on the host, %[6]s sent"
 mv -f "$t" %[4]s && rm -f %[3]s || fail "cannot install the helper"
-for o in %[2]s/tunplan-helper-*; do case $o in %[4]s|*.tmp-*) ;; *) rm -f "$o";; esac; done
+h=%[4]s s=%[9]s
+%[10]s
+for o in %[2]s/tunplan-helper-*; do case $o in %[4]s|*.tmp-*) ;; *) grep -qsF "$o" %[11]s || rm -f "$o";; esac; done
 echo %[8]s; exec %[4]s --ssh-connection "$1"`,
-		shellQuote(path.Dir(dir)), shellQuote(dir), shellQuote(gz), shellQuote(final), randomSuffix(), h.SHA256, installFailed, helperReady)
+		shellQuote(path.Dir(dir)), shellQuote(dir), shellQuote(gz), shellQuote(final), randomSuffix(), h.SHA256, installFailed, helperReady,
+		shellQuote(stable), linkStable(), strings.Join(quoted, " "))
+}
+
+// linkStable is the line that makes "$s" a hard link to the helper "$h", unless it is one already:
+// a new link renamed over it, so a boot never finds it missing. A hard link, not a symbolic one, so
+// that an older build removing "$h" (it removes every version but its own) cannot take it away.
+func linkStable() string {
+	return fmt.Sprintf(`[ "$h" -ef "$s" ] || { ln -f "$h" "$s.tmp-$$" && mv -f "$s.tmp-$$" "$s"; } || { rm -f "$s.tmp-$$"; echo "cannot link $s to $h" >&2; exit %d; }`, installFailed)
 }
 
 // missingHelper is runScript's answer when the host has no current helper: what it found.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -27,6 +28,9 @@ func TestHelperScripts(t *testing.T) {
 	}
 	base := t.TempDir()
 	dir := filepath.Join(base, "tunplan", "bin")
+	stable := filepath.Join(dir, "tunplan-helper")
+	unit := filepath.Join(base, "tunplan-restore.service")
+	units := []string{unit, filepath.Join(base, "tunplan-restore-late.service")}
 	// The stand-in helper prints its arguments and echoes its input.
 	stub := []byte("#!/bin/sh\necho \"args: $*\"\ncat\n")
 	var gz bytes.Buffer
@@ -61,34 +65,50 @@ func TestHelperScripts(t *testing.T) {
 	arch, _ := exec.Command("uname", "-m").Output()
 
 	// No helper yet: the architecture, and nothing else since the directory does not exist.
-	out, errOut, code := run(runScript(dir, []string{h.Name()}))
+	out, errOut, code := run(runScript(dir, stable, []string{h.Name()}))
 	if code != needHelper || out != "" || errOut != factsHeader+"\n"+string(arch) {
 		t.Fatalf("no helper: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	// Installed: an old version and a concurrent upload are there; the old one goes.
+	// Installed: two old versions and a concurrent upload are there. The old version that the
+	// restore unit of an older build still names stays, the other goes; the stable path is the
+	// new helper.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"tunplan-helper-0000000000000000", "tunplan-helper-1111111111111111.tmp-abc"} {
+	named := filepath.Join(dir, "tunplan-helper-2222222222222222")
+	for _, f := range []string{"tunplan-helper-0000000000000000", "tunplan-helper-1111111111111111.tmp-abc", filepath.Base(named), "tunplan-helper"} {
 		os.WriteFile(filepath.Join(dir, f), nil, 0o700)
 	}
+	os.WriteFile(unit, []byte("ConditionPathExists="+named+"\nExecStart="+named+" restore\n"), 0o644)
 	gzPath := upload()
-	if out, errOut, code := run(installScript(dir, gzPath, h)); code != 0 || out != started {
+	if out, errOut, code := run(installScript(dir, stable, gzPath, h, units)); code != 0 || out != started {
 		t.Fatalf("install: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if got := ls(t, dir); got != "tunplan-helper-1111111111111111.tmp-abc "+h.Name() {
-		t.Errorf("after install the helper directory has %s", got)
+	kept := sortedNames("tunplan-helper", "tunplan-helper-1111111111111111.tmp-abc", filepath.Base(named), h.Name())
+	if got := ls(t, dir); got != kept {
+		t.Errorf("after install the helper directory has %s, want %s", got, kept)
 	}
+	sameFile(t, stable, filepath.Join(dir, h.Name()))
 	if _, err := os.Stat(gzPath); !os.IsNotExist(err) {
 		t.Errorf("the upload is still there: %v", err)
 	}
-	// Current: started at once.
-	if out, errOut, code := run(runScript(dir, []string{"tunplan-helper-ffffffffffffffff", h.Name()})); code != 0 || out != started {
-		t.Fatalf("current helper: exit %d, stdout %q, stderr %q", code, out, errOut)
+	// Current: started at once, and the stable path, gone or another helper, is made it again.
+	for _, other := range []bool{false, true} {
+		os.Remove(stable)
+		if other {
+			os.Link(named, stable)
+		}
+		if out, errOut, code := run(runScript(dir, stable, []string{"tunplan-helper-ffffffffffffffff", h.Name()})); code != 0 || out != started {
+			t.Fatalf("current helper: exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		sameFile(t, stable, filepath.Join(dir, h.Name()))
+	}
+	if got := ls(t, dir); got != kept {
+		t.Errorf("after a start the helper directory has %s, want %s", got, kept)
 	}
 	// A directory others could write to: not started, and the facts show the mode.
 	os.Chmod(dir, 0o755)
-	out, errOut, code = run(runScript(dir, []string{h.Name()}))
+	out, errOut, code = run(runScript(dir, stable, []string{h.Name()}))
 	_, facts := parseHelperFacts(errOut)
 	if code != needHelper || out != "" || facts == nil || facts.mode != 0o755 {
 		t.Fatalf("open directory: exit %d, stdout %q, stderr %q", code, out, errOut)
@@ -98,14 +118,15 @@ func TestHelperScripts(t *testing.T) {
 	bad := h
 	bad.SHA256 = strings.Repeat("ab", 32)
 	gzPath = upload()
-	out, errOut, code = run(installScript(dir, gzPath, bad))
+	out, errOut, code = run(installScript(dir, stable, gzPath, bad, units))
 	want := fmt.Sprintf("helper upload corrupted: sha256 %s on the host, %s sent\n", h.SHA256, bad.SHA256)
 	if code != installFailed || out != "" || errOut != want {
 		t.Fatalf("corrupted upload: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if got := ls(t, dir); got != "tunplan-helper-1111111111111111.tmp-abc "+h.Name() {
-		t.Errorf("after a corrupted upload the helper directory has %s", got)
+	if got := ls(t, dir); got != kept {
+		t.Errorf("after a corrupted upload the helper directory has %s, want %s", got, kept)
 	}
+	sameFile(t, stable, filepath.Join(dir, h.Name()))
 	if _, err := os.Stat(gzPath); !os.IsNotExist(err) {
 		t.Errorf("the corrupted upload is still there: %v", err)
 	}
@@ -122,4 +143,19 @@ func ls(t *testing.T, dir string) string {
 		names = append(names, e.Name())
 	}
 	return strings.Join(names, " ")
+}
+
+func sortedNames(names ...string) string {
+	slices.Sort(names)
+	return strings.Join(names, " ")
+}
+
+// sameFile fails unless a and b are one file (hard links).
+func sameFile(t *testing.T, a, b string) {
+	t.Helper()
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA != nil || errB != nil || !os.SameFile(sa, sb) {
+		t.Errorf("%s is not %s (%v, %v)", a, b, errA, errB)
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -152,7 +151,7 @@ func engine() *host.Engine {
 		Routes:     route.Netlink{},
 		Probe:      probe.Probe,
 		Files:      files.Root("/"),
-		Helper:     self(),
+		Helper:     protocol.HelperPath,
 		Systemd:    systemdRuns,
 		Session:    session(),
 		Open:       established,
@@ -165,15 +164,6 @@ func engine() *host.Engine {
 func established(s *host.Session) bool {
 	sk, err := netlink.SocketGet(net.TCPAddrFromAddrPort(s.Server), net.TCPAddrFromAddrPort(s.Client))
 	return err == nil && sk.State == tcpEstablished
-}
-
-// self is the path of the running helper, which the boot restore unit runs.
-func self() string {
-	p, err := os.Executable()
-	if err != nil {
-		return filepath.Join(protocol.HelperDir, "tunplan-helper")
-	}
-	return p
 }
 
 // systemdRuns tells whether systemd is the host's init, as sd_booted(3) does.

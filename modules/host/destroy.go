@@ -8,12 +8,14 @@ import (
 )
 
 // destroy removes from the host everything tunplan owns (the latest generation's objects): IPVS
-// services, the VIPs on the tunnel device (left down if it was down or absent before tunplan),
+// services, the VIPs on their devices (a tunnel device left down if it was down or absent before
+// tunplan; the host's own devices never taken down),
 // sysctls and the default routes' advmss back to their generation-0 values, the boot files (the
 // persisted sysctls among them), then the state directory with the helper in it (kept with
 // KeepHistory, where the destroy is recorded as a generation). Kernel modules stay loaded, as
-// always. Foreign objects are never read. DryRun only reports the changes. A failed step puts the
-// snapshot back, as an apply does.
+// always. Foreign objects are never read. DryRun only reports the changes. The guard that keeps an
+// apply from cutting its SSH session runs first; a failed step puts the snapshot back, as an apply
+// does.
 func (e *Engine) destroy(req protocol.Request, resp *protocol.Response) error {
 	ns, err := e.generationNumbers()
 	if err != nil {
@@ -35,6 +37,9 @@ func (e *Engine) destroy(req protocol.Request, resp *protocol.Response) error {
 	sc := scopeOf(want, owned)
 	snapshot, err := e.facts(sc)
 	if err != nil {
+		return err
+	}
+	if err := e.refuse(want, snapshot); err != nil {
 		return err
 	}
 	steps := e.steps(want, snapshot)
@@ -65,9 +70,11 @@ func (e *Engine) destroy(req protocol.Request, resp *protocol.Response) error {
 }
 
 // destroyTarget is what the host keeps of owned once tunplan leaves: no services, no VIPs, each
-// device up or down as before tunplan (base, generation 0), each sysctl back to its generation-0
-// value (one tunplan took over later keeps its value), each route's advmss back to its generation-0
-// value (none when generation 0 did not read it: tunplan set it), and none of the boot files.
+// tunnel device up or down as before tunplan (base, generation 0; down when generation 0 did not
+// read it: tunplan brought it up), the host's own devices (a vip_device) as they are, listed nowhere
+// so that only their VIPs go, each sysctl back to its generation-0 value (one tunplan took over later
+// keeps its value), each route's advmss back to its generation-0 value (none when generation 0 did
+// not read it: tunplan set it), and none of the boot files.
 func destroyTarget(owned, base protocol.State) protocol.State {
 	var want protocol.State
 	baseLinks := map[string]protocol.Link{}
@@ -75,6 +82,9 @@ func destroyTarget(owned, base protocol.State) protocol.State {
 		baseLinks[l.Name] = l
 	}
 	for _, l := range owned.Links {
+		if !protocol.FallbackTunnel(l.Name) {
+			continue
+		}
 		b, known := baseLinks[l.Name]
 		want.Links = append(want.Links, protocol.Link{Name: l.Name, Down: !known || b.Down || b.Missing})
 	}

@@ -74,3 +74,45 @@ func TestDestroyKeepingHistory(t *testing.T) {
 		t.Errorf("after rollback to generation 1:\n%s", f.dump())
 	}
 }
+
+// A VIP put on the host's own device (vip_device = "eth0") by a later apply, so generation 0 never
+// read it: destroy removes the VIP and leaves the device up (it used to take any device that
+// generation 0 did not know down), while tunl0, which tunplan brought up, goes down.
+func TestDestroyNeverTakesTheHostsOwnDeviceDown(t *testing.T) {
+	f, e, _ := destroyable(t)
+	f.links["eth0"] = &fakeLink{up: true, addrs: []string{"198.19.0.11/24"}}
+	onEth0 := director("rr", 1, 1)
+	onEth0.Links = append(onEth0.Links, protocol.Link{Name: "eth0", Addresses: []netip.Prefix{netip.MustParsePrefix("198.18.48.181/32")}})
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: onEth0, RunID: "r2"})
+	preview := mustHandle(t, e, protocol.Request{Op: protocol.OpDestroy, DryRun: true})
+	if got := strings.Join(addresses(preview.Changes), ","); strings.Contains(got, "~ tunnel eth0") || !strings.Contains(got, "- tunnel eth0 198.18.48.181/32") {
+		t.Errorf("preview: %s", got)
+	}
+	mustHandle(t, e, protocol.Request{Op: protocol.OpDestroy, RunID: "d1"})
+	if l := f.links["eth0"]; !l.up || fmt.Sprint(l.addrs) != "[198.19.0.11/24]" {
+		t.Errorf("eth0 up %v addresses %v, want up with its own address only", l.up, l.addrs)
+	}
+	if f.links["tunl0"].up {
+		t.Error("tunl0 still up")
+	}
+}
+
+// destroy runs the session guard as apply does: it will not remove the address the SSH session
+// arrives on (here a VIP the operator also logs in by), and changes nothing.
+func TestDestroyKeepsTheSession(t *testing.T) {
+	f, e, _ := destroyable(t)
+	e.Session = ParseSession("198.19.0.1 40000 198.18.48.180 22")
+	before := f.dump()
+	for _, dry := range []bool{true, false} {
+		resp := e.Handle(protocol.Request{Op: protocol.OpDestroy, DryRun: dry, RunID: "d1"})
+		if !strings.Contains(resp.Error, "refusing to cut this SSH session") || !strings.Contains(resp.Error, "198.18.48.180/32 from tunl0") {
+			t.Errorf("dry run %v: %+v", dry, resp)
+		}
+	}
+	if f.dump() != before {
+		t.Errorf("a refused destroy changed the kernel:\n%s", f.dump())
+	}
+	if _, err := os.Stat(e.Dir); err != nil {
+		t.Errorf("a refused destroy removed the state: %v", err)
+	}
+}

@@ -241,8 +241,11 @@ func (d Destination) Attrs() string {
 // Where the helper keeps its files on a host, and the device LVS-TUN decapsulates on. Both sides
 // use them: the CLI installs the helper into HelperDir, the helper keeps its state in StateDir.
 const (
-	StateDir    = "/var/lib/tunplan"
-	HelperDir   = StateDir + "/bin"
+	StateDir  = "/var/lib/tunplan"
+	HelperDir = StateDir + "/bin"
+	// HelperPath is the helper the boot units run: a hard link to the newest helper installed, so
+	// an upgrade switches it by one rename and a unit never names a helper that install removes.
+	HelperPath  = HelperDir + "/tunplan-helper"
 	SysctlFile  = "/etc/sysctl.d/99-tunplan.conf"
 	RestoreUnit = "/etc/systemd/system/tunplan-restore.service"                      // the oneshot unit that rebuilds the latest generation at boot
 	RestoreLink = "/etc/systemd/system/sysinit.target.wants/tunplan-restore.service" // enables it, as systemctl enable would
@@ -256,3 +259,9 @@ const (
 	Tunnel6Device   = "ip6tnl0"                          // the ip6ip6 fallback device of the ip6_tunnel module: an IPv6 VIP's device
 	ForwardTunnel   = "tunnel"
 )
+
+// FallbackTunnel tells whether a device is one of the tunnel modules' fallback devices (tunl0, gre0,
+// ip6tnl0), which tunplan brings up; any other device a VIP is put on (vip_device) is the host's own.
+func FallbackTunnel(name string) bool {
+	return name == TunnelDevice || name == GREDevice || name == Tunnel6Device
+}

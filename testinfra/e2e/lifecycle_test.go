@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -148,4 +150,112 @@ func TestDestroyLeavesForeignObjects(t *testing.T) {
 		t.Errorf("rs2's sysctls after destroy: %q, want the lab's stock 1 and 0", got)
 	}
 	mustTunplan(t, example, 2, "diff")
+}
+
+// An upgrade keeps the boot restore: an older build of tunplan applies, a newer one only runs diff
+// (which installs its helper on every host), then every host reboots. The units name the stable
+// helper path, which the newer build's install switched to its helper, so the boot restores all.
+// rs1's units are first made as a build from before the stable path wrote them, naming the older
+// helper itself: that helper stays while a unit names it, and diff reports the unit as stale.
+func TestUpgradeKeepsTheBootRestore(t *testing.T) {
+	reset(t)
+	older, newer := os.Getenv("TUNPLAN_OLDER_BIN"), os.Getenv("TUNPLAN_BIN")
+	olderSum, newerSum := helperSum(t, older), helperSum(t, newer)
+	if olderSum == newerSum {
+		t.Fatalf("the older and newer builds embed the same helper (sha256 %s)", olderSum)
+	}
+	mustTunplanBin(t, older, example, 0, "apply", "--auto-approve")
+	planned := kernelState(t)
+	hosts := []string{"director", "rs1", "rs2"}
+	for _, h := range hosts {
+		if unit := sh(t, h, "cat "+protocol.RestoreUnit); !strings.Contains(unit, "\nExecStart="+protocol.HelperPath+" restore\n") {
+			t.Fatalf("%s's restore unit does not run %s:\n%s", h, protocol.HelperPath, unit)
+		}
+	}
+	oldHelper := protocol.HelperDir + "/tunplan-helper-" + olderSum[:16]
+	sh(t, "rs1", "sed -i 's|"+protocol.HelperPath+"|"+oldHelper+"|' "+protocol.RestoreUnit)
+
+	out := mustTunplan(t, example, 2, "diff")
+	if !strings.Contains(out, "~ file "+protocol.RestoreUnit) || strings.Count(out, "\n  ") != 1 {
+		t.Errorf("diff after the upgrade, want only rs1's restore unit stale:\n%s", out)
+	}
+	for _, h := range hosts {
+		if got := strings.Fields(sh(t, h, "sha256sum "+protocol.HelperPath)); len(got) == 0 || got[0] != newerSum {
+			t.Errorf("%s: %s is %v, want the newer helper %s", h, protocol.HelperPath, got, newerSum)
+		}
+		_, err := lab.Sh(h, "test -x "+oldHelper)
+		if kept := err == nil; kept != (h == "rs1") {
+			t.Errorf("%s: older helper kept %v, want it kept only where a unit names it (rs1)", h, kept)
+		}
+	}
+
+	if err := lab.Reboot(true, hosts...); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		log, err := lab.Boot(h)
+		if err != nil || !strings.Contains(log, "tunplan-helper restore: generation 1 (apply of run") {
+			t.Errorf("boot %s: %v\n%s", h, err, log)
+		}
+	}
+	if got := kernelState(t); !equalStates(got, planned) {
+		t.Errorf("after the reboot:\n%v\nwant the planned state:\n%v", got, planned)
+	}
+	assertTunnelTraffic(t)
+	mustTunplan(t, example, 0, "apply", "--auto-approve")
+	mustTunplan(t, example, 0, "diff")
+}
+
+// helperSum is the SHA-256 of the linux/amd64 helper that the tunplan build bin embeds.
+func helperSum(t *testing.T, bin string) string {
+	t.Helper()
+	out, _ := runBin(t, bin, "version")
+	for _, l := range strings.Split(out, "\n") {
+		if s, ok := strings.CutPrefix(l, "helper linux/amd64 sha256:"); ok {
+			return strings.TrimSpace(s)
+		}
+	}
+	t.Fatalf("%s version names no linux/amd64 helper:\n%s", bin, out)
+	return ""
+}
+
+// destroy never takes the host's own device down: with vip_device = "eth0" set after the first
+// apply (so generation 0 never read eth0), destroy removes the VIP from eth0 and leaves eth0 up, and
+// the director serves through it again once the example is applied anew.
+func TestDestroyLeavesTheHostsOwnDeviceUp(t *testing.T) {
+	reset(t)
+	mustTunplan(t, example, 0, "apply", "--auto-approve")
+	ssh := `  ssh { host = "198.19.0.11" }` + "\n"
+	onEth0 := planVariant(t, ssh, ssh+`  vip_device = "eth0"`+"\n")
+	mustTunplan(t, onEth0, 0, "apply", "--auto-approve")
+	if got := sh(t, "director", "ip -4 -o addr show dev eth0"); !strings.Contains(got, " "+vip+"/32 ") {
+		t.Fatalf("the VIP is not on the director's eth0:\n%s", got)
+	}
+	mustTunplan(t, onEth0, 0, "destroy", "--auto-approve")
+	if got := sh(t, "director", "ip -o link show dev eth0"); !regexp.MustCompile(`[<,]UP[,>]`).MatchString(got) {
+		t.Errorf("destroy took the director's eth0 down:\n%s", got)
+	}
+	if got := sh(t, "director", "ip -4 -o addr show dev eth0"); strings.Contains(got, " "+vip+"/32 ") {
+		t.Errorf("the VIP is still on the director's eth0:\n%s", got)
+	}
+	// The director serves on its LAN again once the example is applied anew: eth0 still carries it.
+	mustTunplan(t, example, 0, "apply", "--auto-approve")
+	assertTunnelTraffic(t)
+}
+
+// planVariant is the example with old (which it must hold once) replaced by new, in a temporary file.
+func planVariant(t *testing.T, old, new string) string {
+	t.Helper()
+	src, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(src), old) != 1 {
+		t.Fatalf("the example does not hold %q once", old)
+	}
+	p := filepath.Join(t.TempDir(), "variant.hcl")
+	if err := os.WriteFile(p, []byte(strings.Replace(string(src), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -242,15 +242,7 @@ func TestBastion(t *testing.T) {
 	if !strings.Contains(out, "Error: host lvs01: connect "+lab.DirectorMgmt+":22:") {
 		t.Fatalf("the director is still reachable without the bastion:\n%s", out)
 	}
-	src, err := os.ReadFile(example)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(src), `user          = "root"`, "user          = \"root\"\n  jump          = \"root@"+lab.RouterMgmt+"\"", 1)
-	p := filepath.Join(t.TempDir(), "jump.hcl")
-	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p := planVariant(t, `user          = "root"`, "user          = \"root\"\n  jump          = \"root@"+lab.RouterMgmt+"\"")
 	mustTunplan(t, p, 0, "apply", "--auto-approve")
 	mustTunplan(t, p, 0, "diff")
 	assertTunnelTraffic(t)

@@ -27,19 +27,30 @@ var example = filepath.Join("..", "..", "examples", "two-region", "tunplan.hcl")
 // exit code.
 func tunplan(t *testing.T, plan string, args ...string) (string, int) {
 	t.Helper()
+	return tunplanBin(t, os.Getenv("TUNPLAN_BIN"), plan, args...)
+}
+
+// tunplanBin is tunplan with another build of tunplan, bin.
+func tunplanBin(t *testing.T, bin, plan string, args ...string) (string, int) {
+	t.Helper()
 	abs, err := filepath.Abs(plan)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runTunplan(t, append([]string{args[0], "-f", abs, "--var", "ssh_key=" + lab.SSHKey(), "--var", "known_hosts=" + lab.KnownHosts()}, args[1:]...)...)
+	return runBin(t, bin, append([]string{args[0], "-f", abs, "--var", "ssh_key=" + lab.SSHKey(), "--var", "known_hosts=" + lab.KnownHosts()}, args[1:]...)...)
 }
 
 // runTunplan runs the tunplan binary in the control namespace with exactly args.
 func runTunplan(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	return runBin(t, os.Getenv("TUNPLAN_BIN"), args...)
+}
+
+func runBin(t *testing.T, bin string, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Getenv("TUNPLAN_BIN"), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -49,16 +60,21 @@ func runTunplan(t *testing.T, args ...string) (string, int) {
 	case errors.As(err, &ee):
 		return string(out), ee.ExitCode()
 	}
-	t.Fatalf("tunplan %v: %v", args, err)
+	t.Fatalf("%s %v: %v", bin, args, err)
 	return "", -1
 }
 
 // mustTunplan runs tunplan and fails the test unless it exits with want.
 func mustTunplan(t *testing.T, plan string, want int, args ...string) string {
 	t.Helper()
-	out, code := tunplan(t, plan, args...)
+	return mustTunplanBin(t, os.Getenv("TUNPLAN_BIN"), plan, want, args...)
+}
+
+func mustTunplanBin(t *testing.T, bin, plan string, want int, args ...string) string {
+	t.Helper()
+	out, code := tunplanBin(t, bin, plan, args...)
 	if code != want {
-		t.Fatalf("tunplan %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out)
+		t.Fatalf("%s %s: exit %d, want %d\n%s", filepath.Base(bin), strings.Join(args, " "), code, want, out)
 	}
 	return out
 }

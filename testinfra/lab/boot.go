@@ -44,8 +44,9 @@ func forgetKernel(h Host) string {
 // Boot runs in the named host what its boot would, in systemd's order: systemd-modules-load (the
 // host's /etc/modules-load.d), systemd-sysctl (its /etc/sysctl.d), the ExecStart of the tunplan
 // restore unit installed there, read from the unit file, and then that of the late restore unit
-// when there is one (after network-online.target; the lab's network is up). It returns what they
-// printed.
+// when there is one (after network-online.target; the lab's network is up). As systemd does, a
+// unit whose ConditionPathExists names a missing path is skipped, with a line saying so. It returns
+// what they printed.
 func Boot(host string) (string, error) {
 	early, err := execStart(host, protocol.RestoreUnit)
 	if err != nil {
@@ -58,16 +59,27 @@ func Boot(host string) (string, error) {
 	return Sh(host, script)
 }
 
-// execStart is the ExecStart of the unit file at path on host.
+// execStart is the command that runs the ExecStart of the unit file at path on host when its
+// ConditionPathExists holds.
 func execStart(host, path string) (string, error) {
 	unit, err := Sh(host, "cat "+path)
 	if err != nil {
 		return "", fmt.Errorf("lab: boot %s: no %s: %w (%s)", host, path, err, strings.TrimSpace(unit))
 	}
+	var cond, cmd string
 	for _, l := range strings.Split(unit, "\n") {
 		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
-			return v, nil
+			cmd = v
+		}
+		if v, ok := strings.CutPrefix(l, "ConditionPathExists="); ok {
+			cond = v
 		}
 	}
-	return "", fmt.Errorf("lab: boot %s: %s has no ExecStart", host, path)
+	if cmd == "" {
+		return "", fmt.Errorf("lab: boot %s: %s has no ExecStart", host, path)
+	}
+	if cond == "" {
+		return cmd, nil
+	}
+	return fmt.Sprintf("if [ -e %[1]s ]; then %[2]s; else echo '%[3]s: skipped: ConditionPathExists=%[1]s failed'; fi", cond, cmd, path), nil
 }
