@@ -16,6 +16,7 @@ import (
 	"slices"
 
 	"github.com/tunplan/tunplan/modules/protocol"
+	"github.com/tunplan/tunplan/plans"
 )
 
 // Host is a host the command read.
@@ -62,6 +63,9 @@ func Build(hosts []Host, ssh SSH) (*Plan, []string, error) {
 	for _, h := range hosts {
 		if h.Inventory == nil || b.byName[h.Name] != nil {
 			return nil, nil, fmt.Errorf("host %q: each host needs a unique name and its inventory", h.Name)
+		}
+		if !plans.ValidHostName(h.Name) {
+			return nil, nil, fmt.Errorf("host %q: not a valid host name: a plan names a host with ASCII letters, digits, underscores and dashes, starting with a letter (at most 63)", h.Name)
 		}
 		ih := &host{Host: h, given: true}
 		b.hosts = append(b.hosts, ih)

@@ -6,6 +6,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/tunplan/tunplan/internal/remotetext"
 )
 
 // HCL writes the plan, formatted: a comment (the directors read, what was left out), the ssh
@@ -19,11 +21,11 @@ func (p *Plan) HCL() []byte {
 			from = append(from, h.Name)
 		}
 	}
-	comment := "# Written by tunplan import from the live IPVS table of " + strings.Join(from, ", ") + ".\n"
+	comment := commentLine("Written by tunplan import from the live IPVS table of " + strings.Join(from, ", ") + ".")
 	if len(p.skipped) > 0 {
-		comment += "# Left out (tunplan does not manage them and leaves them alone):\n"
+		comment += commentLine("Left out (tunplan does not manage them and leaves them alone):")
 		for _, s := range p.skipped {
-			comment += "#   " + s + "\n"
+			comment += commentLine("  " + s)
 		}
 	}
 	body.AppendUnstructuredTokens(hclwrite.Tokens{{Type: hclsyntax.TokenComment, Bytes: []byte(comment)}})
@@ -43,6 +45,12 @@ func (p *Plan) HCL() []byte {
 		s.render(body.AppendNewBlock("virtual_service", []string{s.name}).Body())
 	}
 	return hclwrite.Format(f.Bytes())
+}
+
+// commentLine is text as one line of a # comment. The text may be a host's (why a service was
+// left out): escaped, a newline in it cannot end the comment and start a line of HCL.
+func commentLine(text string) string {
+	return "# " + remotetext.Escape(text) + "\n"
 }
 
 // render writes the host block's body.
@@ -79,20 +87,23 @@ func (s *service) render(b *hclwrite.Body) {
 	b.AppendNewline()
 	for i, d := range s.svc.Destinations {
 		if d.Weight == 1 {
-			// `realserver "rs1" {}`: an empty block on one line, which hclwrite does not make.
-			b.AppendUnstructuredTokens(hclwrite.Tokens{
-				{Type: hclsyntax.TokenIdent, Bytes: []byte("realserver")},
-				{Type: hclsyntax.TokenOQuote, Bytes: []byte(`"`)},
-				{Type: hclsyntax.TokenQuotedLit, Bytes: []byte(s.rs[i])},
-				{Type: hclsyntax.TokenCQuote, Bytes: []byte(`"`)},
-				{Type: hclsyntax.TokenOBrace, Bytes: []byte("{")},
-				{Type: hclsyntax.TokenCBrace, Bytes: []byte("}")},
-				{Type: hclsyntax.TokenNewline, Bytes: []byte("\n")},
-			})
+			b.AppendUnstructuredTokens(emptyBlock("realserver", s.rs[i]))
 			continue
 		}
 		b.AppendNewBlock("realserver", []string{s.rs[i]}).Body().SetAttributeValue("weight", cty.NumberUIntVal(uint64(d.Weight)))
 	}
+}
+
+// emptyBlock is `realserver "rs1" {}`: an empty block on one line, which hclwrite does not make.
+// The label is quoted as hclwrite quotes every other string, escapes included.
+func emptyBlock(typeName, label string) hclwrite.Tokens {
+	toks := hclwrite.Tokens{{Type: hclsyntax.TokenIdent, Bytes: []byte(typeName)}}
+	toks = append(toks, hclwrite.TokensForValue(cty.StringVal(label))...)
+	return append(toks,
+		&hclwrite.Token{Type: hclsyntax.TokenOBrace, Bytes: []byte("{")},
+		&hclwrite.Token{Type: hclsyntax.TokenCBrace, Bytes: []byte("}")},
+		&hclwrite.Token{Type: hclsyntax.TokenNewline, Bytes: []byte("\n")},
+	)
 }
 
 // stringList is a non-empty list of strings as an HCL value.

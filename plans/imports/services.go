@@ -32,6 +32,9 @@ func (b *builder) mergeServices() (map[protocol.Key]*mergedService, []protocol.K
 			b.skip(d.Name, why)
 		}
 		for _, s := range d.Inventory.Services {
+			if err := inspected(s); err != nil {
+				return nil, nil, fmt.Errorf("%s: inspect answered a service with %v; it reports only IPv4 TCP and UDP services whose destinations all forward by IPIP tunnel, so this answer is not believed", d.Name, err)
+			}
 			s.Destinations = slices.Clone(s.Destinations)
 			slices.SortFunc(s.Destinations, func(x, y protocol.Destination) int {
 				return cmp.Or(x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port)) // as a plan's Desired has them
@@ -83,6 +86,33 @@ func (b *builder) apartFromHosts(services map[protocol.Key]*mergedService, order
 		}
 	}
 	return keys
+}
+
+// inspected checks that s is what inspect reports: an IPv4 TCP or UDP service whose destinations
+// all forward by IPIP tunnel (the helper lists every other service as skipped). Anything else
+// comes from a helper that is not tunplan's, or a compromised host: its protocol would name a
+// service in the plan, and the rest would be written as an IPIP service it is not. The error says
+// what is wrong, quoting text so that no control character in it reaches the terminal.
+func inspected(s protocol.Service) error {
+	switch {
+	case !slices.Contains(plans.Protocols, s.Protocol):
+		return fmt.Errorf("protocol %q", s.Protocol)
+	case s.FWMark != 0:
+		return fmt.Errorf("firewall mark %d", s.FWMark)
+	case !s.Address.Is4():
+		return fmt.Errorf("VIP %s", s.Address)
+	}
+	for _, d := range s.Destinations {
+		switch {
+		case !d.Address.Is4():
+			return fmt.Errorf("destination %s", d.Address)
+		case d.Forward != protocol.ForwardTunnel:
+			return fmt.Errorf("destination %s forwarding by %q", d.Address, d.Forward)
+		case d.Tunnel != (protocol.Tunnel{}):
+			return fmt.Errorf("destination %s tunnelling by %s", d.Address, d.Tunnel)
+		}
+	}
+	return nil
 }
 
 // unplannable says why a plan cannot express s, or "".

@@ -10,6 +10,7 @@ import (
 	"github.com/fatih/color"
 	"github.com/spf13/cobra"
 
+	"github.com/tunplan/tunplan/internal/remotetext"
 	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/modules/protocol"
@@ -169,8 +170,10 @@ func (o *importOptions) checked(ip *imports.Plan) (*plans.Plan, error) {
 	return p, err
 }
 
+// warnf writes one warning line to standard error. Warnings carry the hosts' text (why a service
+// was left out, a host's error): escaped, it stays one line and cannot drive the terminal.
 func (o *importOptions) warnf(format string, args ...any) {
-	fmt.Fprintln(o.io.ErrOut, o.io.paint(color.FgYellow)("! "+fmt.Sprintf(format, args...)))
+	fmt.Fprintln(o.io.ErrOut, o.io.paint(color.FgYellow)("! "+remotetext.Escape(fmt.Sprintf(format, args...))))
 }
 
 // parseHosts reads --director and --realserver, and names the hosts (imports.Hosts).

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 
 	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
@@ -28,6 +29,7 @@ type inventoryHosts struct {
 	inv     map[string]*protocol.Inventory // by SSH address
 	changes map[string][]change.Change     // what diff reports, by plan name
 	fail    map[string]error               // SSH addresses that cannot be reached
+	errs    map[string]string              // what inspect answers as its error, by SSH address
 	targets map[string]inventory.Target    // by plan name
 	calls   []string                       // "name op"
 	desired map[string]protocol.State      // what each diff asked for, by plan name
@@ -60,6 +62,9 @@ func (s inventorySession) Run(req protocol.Request) (protocol.Response, error) {
 	switch req.Op {
 	case protocol.OpInspect:
 		inv := s.f.inv[s.t.Address]
+		if e := s.f.errs[s.t.Address]; e != "" {
+			return protocol.Response{Host: req.Host, Error: e}, nil
+		}
 		if inv == nil {
 			return protocol.Response{Host: req.Host, Error: "no such host in the test"}, nil
 		}
@@ -378,4 +383,75 @@ func TestImportHelpAndReady(t *testing.T) {
 	if code != exitError || !strings.Contains(stderr.String(), "no helpers embedded") || len(f.targets) != 0 {
 		t.Errorf("exit %d, dialled %v, stderr %s", code, f.targets, stderr.String())
 	}
+}
+
+// noControls fails the test when text holds a character that is not printable (a newline aside):
+// one that could drive the operator's terminal.
+func noControls(t *testing.T, what, text string) {
+	t.Helper()
+	for _, r := range strings.ReplaceAll(text, "\n", "") {
+		if !unicode.IsPrint(r) {
+			t.Errorf("%s holds %U:\n%s", what, r, text)
+		}
+	}
+}
+
+// Text a compromised director sends reaches neither the plan nor the terminal as it is: a skipped
+// service's reason that would add a bastion to the plan (every SSH connection of the operator's
+// through the attacker's host, which the check of the plan's services cannot see) stays in its
+// comment line, escaped; escape sequences in it and in the changes a host reports are shown
+// escaped.
+func TestImportEscapesRemoteText(t *testing.T) {
+	const reason = "x\nssh {\n  jump = \"mallory@198.51.100.66\"\n}\n# \x1b]0;pwned\x07\x1b[2J\u009b31m"
+	const escaped = `x\nssh {\n  jump = "mallory@198.51.100.66"\n}\n# \x1b]0;pwned\a\x1b[2J\u009b31m`
+	f := twoDirectors()
+	f.inv["198.19.0.11"].Skipped = []string{reason}
+	f.changes = map[string][]change.Change{
+		"beijing": {{Module: "sysctl", Address: "sysctl net.ipv4.conf.all.rp_filter\x1b[2J", Action: change.Update, Before: "0\x1b]0;pwned\x07", After: "1"}},
+	}
+	stdout, stderr, code := runImport(t, f, twoDirectorArgs...)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	noControls(t, "the plan", stdout)
+	noControls(t, "stderr", stderr)
+	if want := "#   director-1: " + escaped + "\n"; !strings.Contains(stdout, want) {
+		t.Errorf("plan lacks %q:\n%s", want, stdout)
+	}
+	p, _, diags := plans.Load("import.hcl", []byte(stdout), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var services []string
+	for _, s := range p.Services {
+		services = append(services, s.Name)
+	}
+	if want := []string{"tcp-80", "udp-53"}; !reflect.DeepEqual(services, want) {
+		t.Errorf("services %q, want %q", services, want)
+	}
+	for _, h := range p.Hosts {
+		if j := h.Target().Jump; j != nil {
+			t.Errorf("%s is reached through %s", h.Name, j.Address)
+		}
+	}
+	for _, want := range []string{
+		"! director-1: skipped " + escaped + "\n",
+		"  ~ sysctl net.ipv4.conf.all.rp_filter\\x1b[2J  0\\x1b]0;pwned\\a => 1\n",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// A host's error is shown escaped, on one line.
+func TestImportEscapesHostErrors(t *testing.T) {
+	f := twoDirectors()
+	f.errs = map[string]string{"198.19.0.23": "\x1b[2Jinspect failed\n! realserver-3: all is well\x07"}
+	stdout, stderr, code := runImport(t, f, twoDirectorArgs...)
+	want := `Error: host realserver-3: \x1b[2Jinspect failed\n! realserver-3: all is well\a` + "\n"
+	if code != exitError || stdout != "" || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant %q", code, stdout, stderr, want)
+	}
+	noControls(t, "stderr", stderr)
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"net/netip"
 
+	"github.com/tunplan/tunplan/internal/remotetext"
 	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/plans"
@@ -72,11 +73,13 @@ func (g *globalOptions) selectHosts() ([]fleet.Host, error) {
 	return hosts, nil
 }
 
-// reportFailures writes one line per failed host and fails when there is any.
+// reportFailures writes one line per failed host and fails when there is any. A host's error may
+// hold the host's own text (the helper's error): escaped, it stays one line and cannot drive the
+// terminal.
 func (g *globalOptions) reportFailures(r *fleet.Run) error {
 	failed := r.Failed()
 	for _, h := range failed {
-		g.io.errorf("%v", h.Err())
+		g.io.errorf("%s", remotetext.Escape(h.Err().Error()))
 	}
 	if len(failed) > 0 {
 		return errReported

@@ -10,6 +10,7 @@ import (
 	"github.com/fatih/color"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/tunplan/tunplan/internal/remotetext"
 	"github.com/tunplan/tunplan/inventory/fleet"
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
@@ -88,10 +89,10 @@ func renderHuman(io *IOStreams, w io.Writer, hosts []hostChanges) {
 	}
 	for _, h := range hosts {
 		if r := h.LastRun; r != nil {
-			fmt.Fprintf(w, "%s\n", io.paint(color.FgYellow)(lastRunNote(h.Host, r)))
+			fmt.Fprintf(w, "%s\n", io.paint(color.FgYellow)(remotetext.Escape(lastRunNote(h.Host, r))))
 		}
 		for _, warn := range h.Warnings {
-			fmt.Fprintf(w, "%s\n", io.paint(color.FgYellow)("! "+h.Host+": warning: "+warn))
+			fmt.Fprintf(w, "%s\n", io.paint(color.FgYellow)("! "+h.Host+": warning: "+remotetext.Escape(warn)))
 		}
 		head := fmt.Sprintf("# %s (%s, %s)", h.Host, h.Role, h.Address)
 		switch {
@@ -103,12 +104,13 @@ func renderHuman(io *IOStreams, w io.Writer, hosts []hostChanges) {
 			continue
 		}
 		fmt.Fprintln(w, bold(head))
+		// The host wrote the changes: escaped, their text cannot drive the operator's terminal.
 		width := 0
 		for _, c := range h.Changes {
-			width = max(width, len(c.Address))
+			width = max(width, len(remotetext.Escape(c.Address)))
 		}
 		for _, c := range h.Changes {
-			fmt.Fprintf(w, "  %s %-*s  %s\n", sym[c.Action](string(rune(c.Action))), width, c.Address, c.Shown())
+			fmt.Fprintf(w, "  %s %-*s  %s\n", sym[c.Action](string(rune(c.Action))), width, remotetext.Escape(c.Address), remotetext.Escape(c.Shown()))
 		}
 	}
 	if line := uploadLine(hosts); line != "" {
