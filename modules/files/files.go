@@ -65,11 +65,16 @@ func (r Root) Write(f protocol.File) error {
 	if err := os.Symlink(f.Link, tmp); err != nil {
 		return err
 	}
-	return os.Rename(tmp, p)
+	if err := os.Rename(tmp, p); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(p))
 }
 
 // Replace writes b to path atomically: a reader (or a crash) sees the old file or the new one,
-// never half of one.
+// never half of one. The data is synced before the rename, and the directory after it, so that
+// once Replace returns the new file survives a crash: without the directory's sync the rename may
+// still be only in memory, and a power cut may leave the old file, or none.
 func Replace(path string, b []byte, mode fs.FileMode) error {
 	tmp := path + ".tmp"
 	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
@@ -85,7 +90,26 @@ func Replace(path string, b []byte, mode fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir flushes a directory's entries (a rename into it) to the disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Facts reads the files at paths, sorted by path.

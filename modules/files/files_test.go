@@ -79,3 +79,35 @@ func TestDiff(t *testing.T) {
 }
 
 func sum(s string) string { return fmt.Sprintf("%.12x", sha256.Sum256([]byte(s))) }
+
+// Replace replaces a file whole, over the temporary file a crash may have left, and leaves no
+// temporary file; the rename is synced to its directory, which must exist.
+func TestReplace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "000001.json")
+	if err := os.WriteFile(path, []byte(`{"n":1,"old":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".tmp", []byte(`{"n":`), 0o600); err != nil { // a crash's leftover
+		t.Fatal(err)
+	}
+	if err := Replace(path, []byte(`{"n":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != `{"n":1}` {
+		t.Errorf("after Replace: %q %v", b, err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("mode after Replace: %v %v", st.Mode(), err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("the directory holds %v, want the file alone", entries)
+	}
+	missing := filepath.Join(dir, "gone", "x")
+	if err := Replace(missing, []byte("x"), 0o600); err == nil {
+		t.Errorf("Replace into a missing directory succeeded")
+	}
+	if err := syncDir(filepath.Dir(missing)); err == nil || !strings.Contains(err.Error(), filepath.Dir(missing)) {
+		t.Errorf("syncDir of a missing directory: %v", err)
+	}
+}

@@ -129,6 +129,8 @@ func (e *Engine) bootWarning(want protocol.State) string {
 // no generation: the host comes back to the one it had. The early unit runs before the network is
 // configured: a route's advmss that cannot be set then (no default route yet) is left, with a line,
 // to the late unit, which runs after network-online.target with late set, where it is an error.
+// A latest generation that cannot be read (cut short by a crash) gives way, with a line naming it,
+// to the newest one that can: at boot, an older state serves traffic where none would not.
 func (e *Engine) Restore(log io.Writer, late bool) error {
 	return e.locked(protocol.Request{Actor: "tunplan-helper restore", LockWaitMS: 60_000}, func() error {
 		ns, err := e.generationNumbers()
@@ -139,9 +141,12 @@ func (e *Engine) Restore(log io.Writer, late bool) error {
 			fmt.Fprintln(log, "tunplan-helper restore: nothing to restore: tunplan has not changed this host")
 			return nil
 		}
-		g, err := e.readGeneration(ns[len(ns)-1])
+		g, unreadable, err := e.newestReadable(ns)
 		if err != nil {
 			return err
+		}
+		if unreadable != "" {
+			fmt.Fprintf(log, "tunplan-helper restore: %s; restoring generation %d instead, the newest that can be read; %s\n", unreadable, g.N, repairHint)
 		}
 		steps, err := e.plan(g.State, g.State)
 		if err != nil {
@@ -169,4 +174,19 @@ func (e *Engine) Restore(log io.Writer, late bool) error {
 		}
 		return nil
 	})
+}
+
+// newestReadable is the newest of the generations ns (oldest first) that can be read, and what is
+// wrong with the newer ones ("" when it is the newest). A boot restores what it can: an older
+// state is better than none. None readable is an error naming them all.
+func (e *Engine) newestReadable(ns []int) (protocol.Generation, string, error) {
+	var bad []string
+	for i := len(ns) - 1; i >= 0; i-- {
+		g, err := e.readGeneration(ns[i])
+		if err == nil {
+			return g, strings.Join(bad, "; "), nil
+		}
+		bad = append(bad, err.Error())
+	}
+	return protocol.Generation{}, "", fmt.Errorf("no generation can be read: %s; %s", strings.Join(bad, "; "), repairHint)
 }

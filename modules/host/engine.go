@@ -75,7 +75,11 @@ func (e *Engine) Handle(req protocol.Request) protocol.Response {
 	switch req.Op {
 	case protocol.OpDiff:
 		diff := func() error {
-			steps, err := e.plan(e.withBoot(req.Desired), e.latestState())
+			owned, err := e.latestState()
+			if err != nil {
+				return err
+			}
+			steps, err := e.plan(e.withBoot(req.Desired), owned)
 			if err == nil {
 				resp.Changes = change.Changes(steps)
 			}
@@ -109,11 +113,13 @@ func (e *Engine) Handle(req protocol.Request) protocol.Response {
 		resp.Probes, err = e.probe(req)
 	case protocol.OpExplain:
 		resp.Facts, err = e.explain(req.Explain)
+	case protocol.OpDoctor:
+		resp.Doctor, err = e.doctor()
 	default:
 		err = fmt.Errorf("unknown operation %q", req.Op)
 	}
 	if err != nil {
-		resp.Error = err.Error()
+		resp.Error = withRepair(err).Error()
 	}
 	return resp
 }

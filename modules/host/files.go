@@ -1,9 +1,11 @@
 package host
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,6 +23,52 @@ func readJSON(path string, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// repairHint is what to do about a state file that cannot be read.
+const repairHint = "run `tunplan doctor` to see how to repair it"
+
+// stateError is a state file under Dir that exists but cannot be used: what names it ("generation
+// 3"), path is where it is, err what is wrong.
+type stateError struct {
+	what, path string
+	err        error
+}
+
+func (e *stateError) Error() string {
+	return fmt.Sprintf("%s (%s) is unreadable: %v", e.what, e.path, e.err)
+}
+
+func (e *stateError) Unwrap() error { return e.err }
+
+// readState reads the state file at path, which what names, into v. A file that is not there is
+// an error wrapping fs.ErrNotExist; one that cannot be read or decoded is a *stateError.
+func readState(what, path string, v any) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err == nil && len(bytes.TrimSpace(b)) == 0 {
+		// What a crash leaves of a file whose data never reached the disk: say so, rather than
+		// json's "unexpected end of JSON input".
+		err = errors.New("the file is empty")
+	}
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		return &stateError{what: what, path: path, err: err}
+	}
+	return nil
+}
+
+// withRepair adds to an error caused by an unreadable state file what to do about it.
+func withRepair(err error) error {
+	var se *stateError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w; %s", err, repairHint)
+	}
+	return err
 }
 
 // writeJSON replaces path atomically with v, readable by root alone.

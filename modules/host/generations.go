@@ -16,13 +16,15 @@ import (
 // Generations are the recorded states of what tunplan owns on a host, one JSON file each under
 // Dir/generations: generation 0 is the host before tunplan first changed it.
 
-// latestState is what tunplan last made the host have: the objects it owns.
-func (e *Engine) latestState() protocol.State {
+// latestState is what tunplan last made the host have: the objects it owns, none before tunplan
+// first changed the host. A latest generation that cannot be read is an error: taken for none, it
+// would hide every owned object, and a diff would report no drift where an apply fails.
+func (e *Engine) latestState() (protocol.State, error) {
 	g, err := e.latestGeneration()
 	if err != nil || g == nil {
-		return protocol.State{}
+		return protocol.State{}, err
 	}
-	return g.State
+	return g.State, nil
 }
 
 func (e *Engine) genDir() string { return filepath.Join(e.Dir, "generations") }
@@ -48,13 +50,14 @@ func (e *Engine) generationNumbers() ([]int, error) {
 
 func (e *Engine) genPath(n int) string { return filepath.Join(e.genDir(), fmt.Sprintf("%06d.json", n)) }
 
+// readGeneration reads generation n; its error names the file (see readState).
 func (e *Engine) readGeneration(n int) (protocol.Generation, error) {
 	var g protocol.Generation
-	if err := readJSON(e.genPath(n), &g); err != nil {
-		return g, fmt.Errorf("generation %d: %w", n, err)
-	}
-	return g, nil
+	err := readState(genName(n), e.genPath(n), &g)
+	return g, err
 }
+
+func genName(n int) string { return fmt.Sprintf("generation %d", n) }
 
 // latestGeneration is the current generation, nil before tunplan first changed the host, read for
 // what an apply or a diff needs of it: its number, its run, and the scope of what it owns. Only it
@@ -81,8 +84,8 @@ func (e *Engine) latestGeneration() (*protocol.Generation, error) {
 			} `json:"services"`
 		} `json:"state"`
 	}
-	if err := readJSON(e.genPath(n), &g); err != nil {
-		return nil, fmt.Errorf("generation %d: %w", n, err)
+	if err := readState(genName(n), e.genPath(n), &g); err != nil {
+		return nil, err
 	}
 	g.Generation.State = g.State.State
 	for _, k := range g.State.Services {

@@ -30,10 +30,11 @@ const (
 	OpInspect  Op = "inspect"  // read the host's IPVS table and tunnel addresses for `tunplan import`; change nothing
 	OpProbe    Op = "probe"    // director: send each Probe through the tunnel and report what answered
 	OpExplain  Op = "explain"  // realserver: read the facts that decide whether it answers through the tunnel
+	OpDoctor   Op = "doctor"   // read every state file tunplan keeps on the host and report those it cannot use; change nothing
 )
 
 func (o *Op) UnmarshalText(b []byte) error {
-	return enum(o, b, "operation", OpDiff, OpApply, OpRollback, OpHistory, OpDestroy, OpInspect, OpProbe, OpExplain)
+	return enum(o, b, "operation", OpDiff, OpApply, OpRollback, OpHistory, OpDestroy, OpInspect, OpProbe, OpExplain, OpDoctor)
 }
 
 // ProbeOutcome is what a probe of one destination saw.

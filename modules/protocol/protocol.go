@@ -138,6 +138,7 @@ type Response struct {
 	Inventory   *Inventory      `json:"inventory,omitempty"` // inspect
 	Probes      []ProbeResult   `json:"probes,omitempty"`    // probe
 	Facts       []PathFacts     `json:"facts,omitempty"`     // explain
+	Doctor      *DoctorReport   `json:"doctor,omitempty"`    // doctor
 	Error       string          `json:"error,omitempty"`
 }
 

@@ -120,7 +120,7 @@ over SSH, and makes its kernel match the plan: ipip, tunl0 with the VIP, sysctls
 	root.SetVersionTemplate("{{.Version}}\n" + helperLines())
 	root.SetOut(io.Out)
 	root.SetErr(io.ErrOut)
-	root.AddCommand(newApply(g), newDestroy(g), newDiff(g), newRollback(g), newValidate(g), newFmt(g), newVersion(g), newImport(g), newVerify(g))
+	root.AddCommand(newApply(g), newDestroy(g), newDiff(g), newRollback(g), newValidate(g), newFmt(g), newVersion(g), newImport(g), newVerify(g), newDoctor(g))
 	return root
 }
 
