@@ -335,6 +335,16 @@ func TestRollbackUndoesOnlyTheHostsOfTheLastRun(t *testing.T) {
 	}
 }
 
+// runOn runs tunplan with args on plan, reaching the hosts through connect, and returns its
+// standard output, standard error and exit status.
+func runOn(t *testing.T, connect fleet.Connector, plan string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	io := &IOStreams{In: bufio.NewReader(strings.NewReader("")), Out: &out, ErrOut: &errOut}
+	code := run(io, connect, nil, append(args, "-f", plan))
+	return out.String(), errOut.String(), code
+}
+
 // A tunplan built without its helpers (go install) says so once, before it contacts any host.
 func TestNotReadyFailsBeforeContactingHosts(t *testing.T) {
 	f := driftingHosts()

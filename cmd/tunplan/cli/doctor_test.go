@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -65,10 +63,7 @@ func sickShanghai() *stateHosts {
 // run runs the CLI on the example plan, reaching the hosts through f.
 func (f *stateHosts) run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	io := &IOStreams{In: bufio.NewReader(strings.NewReader("")), Out: &out, ErrOut: &errOut}
-	code := run(io, f.connect, nil, append(args, "-f", example))
-	return out.String(), errOut.String(), code
+	return runOn(t, f.connect, example, args...)
 }
 
 // A diff that a host cannot answer (its latest generation cannot be read) fails with exit 1 and

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"sort"
 	"strings"
@@ -80,10 +78,7 @@ func twoRuns() *toHosts {
 
 func runTo(t *testing.T, f *toHosts, args ...string) (string, string, int) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	io := &IOStreams{In: bufio.NewReader(strings.NewReader("")), Out: &out, ErrOut: &errOut}
-	code := run(io, f.connect, nil, append(args, "-f", example))
-	return out.String(), errOut.String(), code
+	return runOn(t, f.connect, example, args...)
 }
 
 const twoRunsList = `  #  RUN               TIME                  KIND   BY          HOSTS CHANGED (generation)

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -103,10 +101,7 @@ func brokenBeijing() *verifyHosts {
 
 func runVerify(t *testing.T, f *verifyHosts, args ...string) (string, string, int) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	io := &IOStreams{In: bufio.NewReader(strings.NewReader("")), Out: &out, ErrOut: &errOut}
-	code := run(io, f.connect, nil, append(args, "-f", example))
-	return out.String(), errOut.String(), code
+	return runOn(t, f.connect, example, args...)
 }
 
 func TestVerifyHealthy(t *testing.T) {

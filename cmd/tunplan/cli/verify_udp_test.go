@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -104,10 +102,7 @@ func runUDPVerify(t *testing.T, u *udpHosts, args ...string) (string, string, in
 	if err := os.WriteFile(plan, append(src, udpServices...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out, errOut bytes.Buffer
-	io := &IOStreams{In: bufio.NewReader(strings.NewReader("")), Out: &out, ErrOut: &errOut}
-	code := run(io, u.connect, nil, append(args, "-f", plan))
-	return out.String(), errOut.String(), code
+	return runOn(t, u.connect, plan, args...)
 }
 
 // TestVerifyUDPHealthy: the director sends the plan's probe to each destination of the DNS service
