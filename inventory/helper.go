@@ -124,8 +124,10 @@ echo %[8]s; exec %[4]s --ssh-connection "$1"`,
 // linkStable is the line that makes "$s" a hard link to the helper "$h", unless it is one already:
 // a new link renamed over it, so a boot never finds it missing. A hard link, not a symbolic one, so
 // that an older build removing "$h" (it removes every version but its own) cannot take it away.
+// Two runs starting at once race to link it (mv refuses to rename a link over the same file): the
+// loser is content when "$s" is a helper all the same, and fails only when there is none.
 func linkStable() string {
-	return fmt.Sprintf(`[ "$h" -ef "$s" ] || { ln -f "$h" "$s.tmp-$$" && mv -f "$s.tmp-$$" "$s"; } || { rm -f "$s.tmp-$$"; echo "cannot link $s to $h" >&2; exit %d; }`, installFailed)
+	return fmt.Sprintf(`if ! [ "$h" -ef "$s" ]; then ln -f "$h" "$s.tmp-$$" && mv -f "$s.tmp-$$" "$s" 2>/dev/null; rm -f "$s.tmp-$$"; [ -x "$s" ] || { echo "cannot link $s to $h" >&2; exit %d; }; fi`, installFailed)
 }
 
 // missingHelper is runScript's answer when the host has no current helper: what it found.

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -106,6 +107,20 @@ func TestHelperScripts(t *testing.T) {
 	if got := ls(t, dir); got != kept {
 		t.Errorf("after a start the helper directory has %s, want %s", got, kept)
 	}
+	// Runs starting at once race to link the stable path: every one starts.
+	os.Remove(stable)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if out, errOut, code := run(runScript(dir, stable, []string{h.Name()})); code != 0 || out != started {
+				t.Errorf("concurrent start: exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+		}()
+	}
+	wg.Wait()
+	sameFile(t, stable, filepath.Join(dir, h.Name()))
 	// A directory others could write to: not started, and the facts show the mode.
 	os.Chmod(dir, 0o755)
 	out, errOut, code = run(runScript(dir, stable, []string{h.Name()}))
