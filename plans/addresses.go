@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/tunplan/tunplan/modules/protocol"
 )
 
 // address decodes the vip and port of a virtual_service that is not a firewall-mark service, and
@@ -35,7 +37,11 @@ func (l *loader) address(s *VirtualService, c *hcl.BodyContent) {
 // fwmark decodes a firewall-mark service: its mark, the VIPs (all of one family) and the ports its
 // directors' mark rules cover. vip and port do not apply.
 func (l *loader) fwmark(s *VirtualService, mark *hcl.Attribute, c *hcl.BodyContent) {
-	if v, ok := l.intIn(mark, 1, 1<<32-1, "fwmark", "a firewall mark from 1 to 4294967295"); ok {
+	if v, ok := l.intIn(mark, 1, 1<<32-1, "fwmark", "a firewall mark from 1 to 4294967295"); ok && protocol.ProbeMark(uint32(v)) {
+		l.errorf(mark.Expr.Range(), "Firewall mark in the probe range",
+			"fwmark %d (%#x) is in the range tunplan keeps for the directors' health-check probe services, %#x to %#x. Pick a mark outside it.",
+			v, v, protocol.ProbeMarkBase, protocol.ProbeMarkBase+protocol.ProbeMarks-1)
+	} else if ok {
 		s.FWMark = uint32(v)
 		s.ranges.fwmark = mark.Expr.Range()
 	}

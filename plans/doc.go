@@ -57,6 +57,20 @@
 //	  ports  = [80, 443]                            # the ports they cover (required)
 //	}
 //
+//	virtual_service "web-checked" {                 # …
+//	  health_check {                                # once; TCP services of IPv4 VIPs
+//	    type          = "http"                      # tcp | http | https | none (default tcp; none: no check)
+//	    path          = "/healthz"                  # http, https: starts with / (default "/")
+//	    host          = "www.example.com"           # http, https: Host header, TLS name (default: the VIP)
+//	    expect_status = 200                         # http, https: 100..599 (default 200)
+//	    expect_body   = "ok"                        # http, https: a substring of the body (default none)
+//	    interval      = "2s"                        # 100ms..1h (default 2s)
+//	    timeout       = "1s"                        # 10ms or more, shorter than interval (default 1s)
+//	    fall          = 3                           # 1..100 failures in a row: weight 0 (default 3)
+//	    rise          = 2                           # 1..100 successes in a row: plan weight (default 2)
+//	  }
+//	}
+//
 //	virtual_service "dns" {                         # protocol = "udp", …
 //	  probe {                                       # UDP only: what tunplan verify sends (Plan.Probes)
 //	    send_hex = "7470 0100 0001 …"               # or send = "text": 1..1400 bytes (required)
@@ -79,7 +93,11 @@
 // the service port with forward method "tunnel" and the service's tunnel (type, GUE port, checksum
 // flags). A realserver of a GUE service also gets the fou module and a fou listener on the GUE port
 // (GUE decapsulates to IPIP, on tunl0); one of a GRE service gets ip_gre and its VIPs on gre0, with
-// rp_filter=0 there, instead of tunl0's. Every list is sorted.
+// rp_filter=0 there, instead of tunl0's. A director of a service with a health_check also gets
+// the check (State.Checks), one probe service per destination (an rr firewall-mark service on a
+// mark from protocol.ProbeMarkBase with that one destination on the checked port, and the
+// service's tunnel; ip_vs_rr), and net.ipv4.conf.all.accept_local=1 and rp_filter=2, so that the
+// answers its checks get from the VIP are taken in. Every list is sorted.
 //
 // # Diagnostics
 //

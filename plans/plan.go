@@ -74,7 +74,10 @@ type VirtualService struct {
 	Tunnel protocol.Tunnel
 	// Probe is what tunplan verify sends to each destination of a UDP service and expects back (its
 	// probe block); nil: none, its destinations are not probed. Not part of any host's state.
-	Probe     *protocol.Payload
+	Probe *protocol.Payload
+	// Check is how the directors' watcher checks each destination (its health_check block); nil:
+	// none, or type = "none".
+	Check     *HealthCheck
 	DeclRange hcl.Range
 
 	ranges struct {
@@ -216,6 +219,7 @@ func (p *Plan) Desired() map[string]protocol.State {
 		links    map[string]map[netip.Prefix]bool
 		services []protocol.Service
 		marks    []protocol.Mark
+		checks   []protocol.HealthCheck
 		fou      map[uint16]bool // GUE ports
 		mss      uint32          // a realserver's tunnel_mss
 	}
@@ -245,7 +249,11 @@ func (p *Plan) Desired() map[string]protocol.State {
 			}
 		}
 	}
-	for _, s := range p.Services {
+	marks := map[checkPair]uint32{}
+	for i, pair := range p.checkPairs() {
+		marks[pair] = protocol.ProbeMarkBase + uint32(i)
+	}
+	for si, s := range p.Services {
 		vips := s.AllVIPs()
 		family := vips[0]
 		svc := protocol.Service{Protocol: s.Protocol, Address: s.VIP, Port: s.Port, Scheduler: s.Scheduler, Persistence: s.Persistence}
@@ -256,8 +264,10 @@ func (p *Plan) Desired() map[string]protocol.State {
 			}
 		}
 		module, device := receiver(s.Tunnel.Type, family)
+		hostOf := map[netip.Addr]string{} // destination → realserver
 		for _, r := range s.Realservers {
 			rh := p.all[r.Host]
+			hostOf[rh.AddressOf(family)] = rh.Name
 			svc.Destinations = append(svc.Destinations, protocol.Destination{Address: rh.AddressOf(family), Port: svc.Port, Weight: r.Weight, Forward: protocol.ForwardTunnel, Tunnel: s.Tunnel})
 			a := get(rh.Name)
 			a.modules[module] = true
@@ -282,10 +292,25 @@ func (p *Plan) Desired() map[string]protocol.State {
 		slices.SortFunc(svc.Destinations, func(x, y protocol.Destination) int {
 			return cmp.Or(x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
 		})
+		check, probes := s.desiredCheck(svc, family, func(dst protocol.Destination) uint32 { return marks[checkPair{si, hostOf[dst.Address]}] })
 		for _, d := range s.Directors {
 			dh := p.all[d]
 			a := get(dh.Name)
 			a.modules["ip_vs_"+s.Scheduler] = true
+			if check != nil {
+				c := *check
+				c.Source = dh.AddressOf(family)
+				c.Destinations = slices.Clone(check.Destinations)
+				a.checks = append(a.checks, c)
+				for _, ps := range probes {
+					ps.Destinations = slices.Clone(ps.Destinations)
+					a.services = append(a.services, ps)
+				}
+				a.modules["ip_vs_rr"] = true
+				for _, sc := range checkSysctls {
+					a.sysctls[sc.Key] = sc.Value
+				}
+			}
 			dev := dh.VIPDevice
 			if dev == protocol.TunnelDevice && family.Is6() {
 				dev = protocol.Tunnel6Device
@@ -353,6 +378,8 @@ func (p *Plan) Desired() map[string]protocol.State {
 		slices.SortFunc(st.Marks, func(x, y protocol.Mark) int {
 			return cmp.Or(cmp.Compare(x.Protocol, y.Protocol), x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
 		})
+		st.Checks = a.checks
+		slices.SortFunc(st.Checks, func(x, y protocol.HealthCheck) int { return cmp.Compare(x.Service.String(), y.Service.String()) })
 		out[h.Name] = st
 	}
 	return out

@@ -52,6 +52,8 @@ func TestDesiredGolden(t *testing.T) {
 		{"fwmark", "../examples/fwmark/tunplan.hcl", nil},
 		{"both_roles", "testdata/both_roles.hcl", nil},
 		{"functions", "testdata/functions.hcl", map[string]string{"count": "3", "ports": "[80, 8080]", "vip": "198.18.48.99"}},
+		{"health_check", "testdata/health_check.hcl", nil},
+		{"health_check_example", "../examples/health-check/tunplan.hcl", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

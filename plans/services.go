@@ -18,7 +18,7 @@ var (
 			{Name: "vip"}, {Name: "protocol"}, {Name: "port"}, {Name: "scheduler"}, {Name: "persistence"}, {Name: "directors"}, {Name: "tunnel"},
 			{Name: "fwmark"}, {Name: "vips"}, {Name: "ports"},
 		},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "realserver", LabelNames: []string{"host"}}, {Type: "probe"}, {Type: "gue"}, {Type: "gre"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "realserver", LabelNames: []string{"host"}}, {Type: "probe"}, {Type: "gue"}, {Type: "gre"}, {Type: "health_check"}},
 	}
 	realserverSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "weight"}, {Name: "port"}}}
 	probeSchema      = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "send"}, {Name: "send_hex"}, {Name: "expect"}, {Name: "expect_hex"}}}
@@ -128,6 +128,15 @@ func (l *loader) service(b *hcl.Block) VirtualService {
 			continue
 		}
 		s.Probe = l.probe(pb)
+	}
+	var checkAt hcl.Range
+	for _, hb := range c.Blocks.OfType("health_check") {
+		if checkAt != (hcl.Range{}) {
+			l.errorf(hb.DefRange, "Duplicate health_check block", "virtual_service %q already has a health_check block at %s: a service has one check. Remove one of them.", s.Name, checkAt)
+			continue
+		}
+		checkAt = hb.DefRange
+		s.Check = l.healthCheck(&s, hb, protocolKnown)
 	}
 	return s
 }

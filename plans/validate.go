@@ -66,6 +66,7 @@ func (l *loader) validate(p *Plan) {
 
 	l.validateCovers(p)
 	l.validateTunnels(p)
+	l.validateChecks(p)
 
 	if l.diags.HasErrors() {
 		return // an unused host is likely a consequence of the errors

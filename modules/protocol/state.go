@@ -22,6 +22,9 @@ type State struct {
 	// MarkTable is, in facts and snapshots only, the table that holds the mark rules, when there is
 	// one: what it holds besides them.
 	MarkTable *MarkTable `json:"mark_table,omitempty"`
+	// Checks are a director's health checks: declared, not read from the kernel. The helper makes
+	// its watcher's configuration of them (a file in Files); a generation keeps them as applied.
+	Checks []HealthCheck `json:"checks,omitempty"`
 	// Files are whole files tunplan owns: what rebuilds the state at boot. The helper adds them to
 	// the state the plan asks for; a plan never names them.
 	Files []File `json:"files,omitempty"`
