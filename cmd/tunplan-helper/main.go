@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,15 +13,18 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/tunplan/tunplan/modules/files"
 	"github.com/tunplan/tunplan/modules/fou"
+	"github.com/tunplan/tunplan/modules/health"
 	"github.com/tunplan/tunplan/modules/host"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/kmod"
@@ -56,7 +60,32 @@ func main() {
 		}
 		return
 	}
+	// The watcher's unit (tunplan-watch.service): the director's health checks, until stopped.
+	if len(os.Args) > 1 && os.Args[1] == "watch" {
+		os.Exit(watch())
+	}
 	os.Exit(serve(io.LimitReader(os.Stdin, maxInput), os.Stdout, engine()))
+}
+
+// watch runs the director's health checks until SIGTERM or SIGINT, each change of health and
+// weight written to standard output (the journal).
+func watch() int {
+	debug.SetGCPercent(100) // it runs for months: collect as usual
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	w := &health.Watcher{
+		Config: protocol.WatchConfig,
+		Status: protocol.HealthFile,
+		IPVS:   func() (ipvs.Kernel, error) { return ipvs.Open() },
+		Log:    os.Stdout,
+		Check:  health.Check,
+		Every:  10 * time.Second,
+	}
+	if err := w.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "tunplan-helper watch:", err)
+		return 1
+	}
+	return 0
 }
 
 // handler is the engine as serve uses it.
@@ -153,6 +182,8 @@ func engine() *host.Engine {
 		Files:      files.Root("/"),
 		Helper:     protocol.HelperPath,
 		Systemd:    systemdRuns,
+		Systemctl:  systemctl,
+		HealthFile: protocol.HealthFile,
 		Session:    session(),
 		Open:       established,
 		FaultAt:    faultAt(),
@@ -164,6 +195,15 @@ func engine() *host.Engine {
 func established(s *host.Session) bool {
 	sk, err := netlink.SocketGet(net.TCPAddrFromAddrPort(s.Server), net.TCPAddrFromAddrPort(s.Client))
 	return err == nil && sk.State == tcpEstablished
+}
+
+// systemctl runs systemctl with args; its error carries what systemctl said.
+func systemctl(args ...string) error {
+	out, err := exec.Command("systemctl", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // systemdRuns tells whether systemd is the host's init, as sd_booted(3) does.

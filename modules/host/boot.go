@@ -59,7 +59,7 @@ func bootFiles(helper string, st protocol.State) []protocol.File {
 		late = protocol.File{Path: protocol.RestoreLateUnit, Content: restoreLateUnit(helper)}
 		lateLink = protocol.File{Path: protocol.RestoreLateLink, Link: protocol.RestoreLateUnit}
 	}
-	return []protocol.File{mods, sysctls, lateLink, link, late, unit}
+	return append([]protocol.File{mods, sysctls, lateLink, link, late, unit}, watchFiles(helper, st)...)
 }
 
 // restoreUnit is the oneshot unit that runs helper's restore at boot.

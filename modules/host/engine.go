@@ -53,7 +53,11 @@ type Engine struct {
 	Files   files.FS
 	Helper  string
 	Systemd func() bool
-	Now     func() time.Time
+	// Systemctl runs systemctl with args (the watcher's unit, see watch.go); HealthFile is where
+	// the watcher reports, read for what it holds at weight 0.
+	Systemctl  func(args ...string) error
+	HealthFile string
+	Now        func() time.Time
 	// Session is the SSH connection the request came over; changes that would cut it are refused.
 	Session *Session
 	// Open tells whether a session's TCP connection is still established on this host; with a
@@ -79,7 +83,9 @@ func (e *Engine) Handle(req protocol.Request) protocol.Response {
 			if err != nil {
 				return err
 			}
-			steps, err := e.plan(e.withBoot(req.Desired), owned)
+			want, held := e.held(e.withBoot(req.Desired))
+			resp.Held = held
+			steps, err := e.plan(want, owned)
 			if err == nil {
 				resp.Changes = change.Changes(steps)
 			}
@@ -336,6 +342,7 @@ func (e *Engine) converge(req protocol.Request, resp *protocol.Response) error {
 	if w := e.bootWarning(want); w != "" {
 		resp.Warnings = append(resp.Warnings, w)
 	}
+	want, resp.Held = e.held(want)
 	sc := scopeOf(want, owned)
 	snapshot, err := e.facts(sc)
 	if err != nil {
@@ -364,10 +371,15 @@ func (e *Engine) converge(req protocol.Request, resp *protocol.Response) error {
 		resp.Changes = change.Changes(steps)
 		return e.restore(sc, snapshot, err, resp)
 	}
+	resp.Warnings = append(resp.Warnings, e.startWatcher(steps, want)...)
 	after, err := e.facts(sc)
 	if err != nil {
 		return err
 	}
+	// The generation records what was asked: the checks (declared, not read from the kernel) and
+	// the plan weights of what the watcher holds at 0.
+	after = declared(after, resp.Held)
+	after.Checks = want.Checks
 	resp.Changes = change.Changes(steps)
 	gen := protocol.Generation{N: latest.N + 1, Time: e.now(), Kind: kind, RunID: req.RunID, Actor: req.Actor, Changes: len(steps), State: after}
 	if req.RunID != "" && latest.RunID == req.RunID && latest.Kind == kind {
@@ -470,9 +482,11 @@ func (e *Engine) rollbackTarget(latest *protocol.Generation, to *int) (protocol.
 	return e.withBoot(g.State), nil
 }
 
-func (e *Engine) now() string {
+func (e *Engine) now() string { return e.clock().UTC().Format(time.RFC3339) }
+
+func (e *Engine) clock() time.Time {
 	if e.Now != nil {
-		return e.Now().UTC().Format(time.RFC3339)
+		return e.Now()
 	}
-	return time.Now().UTC().Format(time.RFC3339)
+	return time.Now()
 }

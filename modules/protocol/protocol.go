@@ -134,12 +134,14 @@ type Response struct {
 	Generations []Generation    `json:"generations,omitempty"` // history
 	Outcome     Outcome         `json:"outcome,omitempty"`     // apply/rollback
 	Warnings    []string        `json:"warnings,omitempty"`
-	LastRun     *LastRun        `json:"last_run,omitempty"`  // diff: the latest apply or rollback, when it needs telling (not reported, or not applied)
-	Inventory   *Inventory      `json:"inventory,omitempty"` // inspect
-	Probes      []ProbeResult   `json:"probes,omitempty"`    // probe
-	Facts       []PathFacts     `json:"facts,omitempty"`     // explain
-	Doctor      *DoctorReport   `json:"doctor,omitempty"`    // doctor
-	Error       string          `json:"error,omitempty"`
+	// Held are the destinations a director's watcher holds at weight 0 (diff, apply): not drift.
+	Held      []Held        `json:"held,omitempty"`
+	LastRun   *LastRun      `json:"last_run,omitempty"`  // diff: the latest apply or rollback, when it needs telling (not reported, or not applied)
+	Inventory *Inventory    `json:"inventory,omitempty"` // inspect
+	Probes    []ProbeResult `json:"probes,omitempty"`    // probe
+	Facts     []PathFacts   `json:"facts,omitempty"`     // explain
+	Doctor    *DoctorReport `json:"doctor,omitempty"`    // doctor
+	Error     string        `json:"error,omitempty"`
 }
 
 // Inventory is what `tunplan import` reads of a host.

@@ -14,6 +14,9 @@ import (
 
 // TestMain builds tunplan (helper embedded) on the host, then runs the tests inside the lab VM.
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(loopEnv); spec != "" {
+		os.Exit(requestLoop(spec))
+	}
 	if !lab.Inside() {
 		bin, err := buildTunplan()
 		if err != nil {

@@ -31,9 +31,10 @@ func Reboot(modules bool, names ...string) error {
 
 // forgetKernel is the script that throws away, in host h, the kernel state a reboot loses: IPVS
 // flushed, tunl0, gre0 and ip6tnl0 without addresses and down, no fou listener, no nftables table
-// of tunplan's, the lab's stock sysctls.
+// of tunplan's, the lab's stock sysctls; and /run/tunplan, which a reboot empties too.
 func forgetKernel(h Host) string {
 	return `set -e
+			rm -rf /run/tunplan
 			if [ -e /proc/net/ip_vs ]; then /sbin/ipvsadm -C; fi
 			for d in tunl0 gre0 ip6tnl0; do if [ -e /sys/class/net/$d ]; then /sbin/ip addr flush dev $d; /sbin/ip link set $d down; fi; done
 			if [ -d /sys/module/nf_tables ]; then /usr/sbin/nft delete table inet tunplan 2>/dev/null || true; fi
@@ -48,20 +49,20 @@ func forgetKernel(h Host) string {
 // unit whose ConditionPathExists names a missing path is skipped, with a line saying so. It returns
 // what they printed.
 func Boot(host string) (string, error) {
-	early, err := execStart(host, protocol.RestoreUnit)
+	early, err := ExecStart(host, protocol.RestoreUnit)
 	if err != nil {
 		return "", err
 	}
 	script := "/lib/systemd/systemd-modules-load; /lib/systemd/systemd-sysctl; " + early // as at boot: the restore runs whether or not the two before it succeeded
-	if late, err := execStart(host, protocol.RestoreLateUnit); err == nil {
+	if late, err := ExecStart(host, protocol.RestoreLateUnit); err == nil {
 		script += " && " + late
 	}
 	return Sh(host, script)
 }
 
-// execStart is the command that runs the ExecStart of the unit file at path on host when its
-// ConditionPathExists holds.
-func execStart(host, path string) (string, error) {
+// ExecStart is the command that runs the ExecStart of the unit file at path on host when its
+// ConditionPathExists holds, as systemd would start the unit.
+func ExecStart(host, path string) (string, error) {
 	unit, err := Sh(host, "cat "+path)
 	if err != nil {
 		return "", fmt.Errorf("lab: boot %s: no %s: %w (%s)", host, path, err, strings.TrimSpace(unit))

@@ -200,7 +200,7 @@ func sysctlDefaults(host string) string {
 	}
 	return fmt.Sprintf(`echo %[1]d > /proc/sys/net/ipv4/ip_forward
 echo %[1]d > /proc/sys/net/ipv6/conf/all/forwarding
-for c in /proc/sys/net/ipv4/conf/*; do echo %[2]d > $c/rp_filter; echo 0 > $c/arp_ignore; echo 0 > $c/arp_announce; done
+for c in /proc/sys/net/ipv4/conf/*; do echo %[2]d > $c/rp_filter; echo 0 > $c/arp_ignore; echo 0 > $c/arp_announce; echo 0 > $c/accept_local; done
 `, fwd, rp)
 }
 

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tunplan/tunplan/cmd/tunplan/helperbin"
 	"github.com/tunplan/tunplan/inventory"
@@ -33,6 +35,7 @@ type fakeHosts struct {
 	claimErr map[string]string          // hosts whose claiming diff fails (another run has them)
 	calls    []string                   // "host op phase"
 	history  map[string][]protocol.Generation
+	held     map[string][]protocol.Held // what a host's watcher holds at weight 0
 }
 
 func (f *fakeHosts) connect(t inventory.Target) (fleet.Session, error) {
@@ -60,7 +63,7 @@ func (s fakeSession) Run(req protocol.Request) (protocol.Response, error) {
 	if e := s.f.claimErr[s.name]; e != "" && req.Claim {
 		return protocol.Response{Host: s.name, Error: e}, nil
 	}
-	resp := protocol.Response{Host: s.name, Changes: s.f.changes[s.name], Generations: s.f.history[s.name]}
+	resp := protocol.Response{Host: s.name, Changes: s.f.changes[s.name], Generations: s.f.history[s.name], Held: s.f.held[s.name]}
 	if req.Op == protocol.OpApply {
 		if e := s.f.applyErr[s.name]; e != "" {
 			return protocol.Response{Host: s.name, Error: e, Outcome: protocol.Restored}, nil
@@ -353,5 +356,20 @@ func TestNotReadyFailsBeforeContactingHosts(t *testing.T) {
 	code := run(io, f.connect, func() error { return errors.New(helperbin.MissingFix) }, []string{"diff", "-f", example})
 	if code != exitError || strings.Count(errOut.String(), "\n") != 1 || !strings.Contains(errOut.String(), "make build") || len(f.calls) != 0 {
 		t.Errorf("exit %d, calls %v, stderr %q", code, f.calls, errOut.String())
+	}
+}
+
+// A destination the director's watcher holds at weight 0 is shown apart and is no drift: diff exits 0.
+func TestDiffShowsHeldDestinationsAsNoDrift(t *testing.T) {
+	f := &fakeHosts{held: map[string][]protocol.Held{"lvs01": {{
+		Service: protocol.Key{Protocol: "tcp", Address: netip.MustParseAddr("198.18.48.180"), Port: 80},
+		Address: netip.MustParseAddr("198.18.10.182"), Port: 80, Weight: 1,
+		Since: time.Date(2026, 12, 3, 13, 2, 11, 0, time.UTC), Reason: "connect: connection refused\x1b[2J"}}}}
+	out, errOut, code := runCLI(t, f, "", "diff", "-f", example)
+	want := "# lvs01 (director, 198.19.0.11): no changes\n" +
+		"  held at weight 0 by health checks (runtime state, not drift):\n" +
+		"    tcp/198.18.48.180:80 -> 198.18.10.182:80  plan weight 1, failing since 2026-12-03T13:02:11Z: connect: connection refused\\x1b[2J\n"
+	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "No drift") {
+		t.Errorf("exit %d\n%s\nwant it to hold:\n%s\nstderr: %s", code, out, want, errOut)
 	}
 }

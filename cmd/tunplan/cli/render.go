@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/fatih/color"
 	"github.com/hashicorp/hcl/v2"
@@ -26,6 +28,8 @@ type hostChanges struct {
 	Error    string            `json:"error,omitempty"`
 	Warnings []string          `json:"warnings,omitempty"`
 	LastRun  *protocol.LastRun `json:"last_run,omitempty"` // the latest apply/rollback, when its outcome may be news
+	// Held are the destinations the director's watcher holds at weight 0: runtime state, no drift.
+	Held []protocol.Held `json:"held,omitempty"`
 	// Uploaded counts the helper bytes this run sent to the host: 0 when its helper was current.
 	Uploaded int64 `json:"-"`
 }
@@ -59,7 +63,7 @@ func collect(hs []*fleet.HostRun, p fleet.Phase) ([]hostChanges, tally) {
 	for _, h := range hs {
 		res, _ := h.Result(p)
 		hc := hostChanges{Host: h.Name(), Role: h.Roles.String(), Address: h.Target.Address, Changes: slices.Clone(res.Response.Changes),
-			Outcome: res.Response.Outcome, LastRun: res.Response.LastRun, Uploaded: h.Uploaded}
+			Outcome: res.Response.Outcome, LastRun: res.Response.LastRun, Held: res.Response.Held, Uploaded: h.Uploaded}
 		if hc.Changes == nil {
 			hc.Changes = []change.Change{}
 		}
@@ -101,17 +105,18 @@ func renderHuman(io *IOStreams, w io.Writer, hosts []hostChanges) {
 			continue
 		case len(h.Changes) == 0:
 			fmt.Fprintf(w, "%s: no changes\n", bold(head))
-			continue
+		default:
+			fmt.Fprintln(w, bold(head))
+			// The host wrote the changes: escaped, their text cannot drive the operator's terminal.
+			width := 0
+			for _, c := range h.Changes {
+				width = max(width, len(remotetext.Escape(c.Address)))
+			}
+			for _, c := range h.Changes {
+				fmt.Fprintf(w, "  %s %-*s  %s\n", sym[c.Action](string(rune(c.Action))), width, remotetext.Escape(c.Address), remotetext.Escape(c.Shown()))
+			}
 		}
-		fmt.Fprintln(w, bold(head))
-		// The host wrote the changes: escaped, their text cannot drive the operator's terminal.
-		width := 0
-		for _, c := range h.Changes {
-			width = max(width, len(remotetext.Escape(c.Address)))
-		}
-		for _, c := range h.Changes {
-			fmt.Fprintf(w, "  %s %-*s  %s\n", sym[c.Action](string(rune(c.Action))), width, remotetext.Escape(c.Address), remotetext.Escape(c.Shown()))
-		}
+		renderHeld(io, w, h.Held)
 	}
 	if line := uploadLine(hosts); line != "" {
 		fmt.Fprintln(w, line)
@@ -250,4 +255,20 @@ func renderApplyJSON(w io.Writer, r *fleet.Run, diags hcl.Diagnostics, verify *v
 		Verify      *verifyReport    `json:"verify,omitempty"` // apply --verify
 		Diagnostics []diagnosticJSON `json:"diagnostics"`
 	}{status, out, tallyJSON{t, len(r.Failed())}, verify, diagnosticsJSON(diags)})
+}
+
+// renderHeld writes the destinations a watcher holds at weight 0, apart from the changes: they are
+// what is true now, not drift.
+//
+//	held at weight 0 by health checks (runtime state, not drift):
+//	  tcp/198.18.48.180:80 -> 198.18.10.182:80  plan weight 1, failing since 2026-12-03T13:02:11Z: connect: connection refused
+func renderHeld(io *IOStreams, w io.Writer, held []protocol.Held) {
+	if len(held) == 0 {
+		return
+	}
+	fmt.Fprintln(w, io.paint(color.FgCyan)("  held at weight 0 by health checks (runtime state, not drift):"))
+	for _, h := range held {
+		fmt.Fprintf(w, "    %s -> %s  plan weight %d, failing since %s: %s\n", h.Service, netip.AddrPortFrom(h.Address, h.Port),
+			h.Weight, h.Since.UTC().Format(time.RFC3339), remotetext.Escape(h.Reason))
+	}
 }

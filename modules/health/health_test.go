@@ -1,0 +1,221 @@
+package health
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cipvs "github.com/cloudflare/ipvs"
+
+	"github.com/tunplan/tunplan/modules/ipvs"
+	"github.com/tunplan/tunplan/modules/protocol"
+)
+
+func TestTrackerFallsAndRises(t *testing.T) {
+	d := protocol.CheckedDestination{Weight: 5}
+	tr := newTracker(d, 3, 2, time.Unix(0, 0))
+	bad := errors.New("connect: connection refused")
+	steps := []struct {
+		err     error
+		changed bool
+		healthy bool
+	}{
+		{bad, false, true}, {bad, false, true}, {nil, false, true}, // a success breaks the run of failures
+		{bad, false, true}, {bad, false, true}, {bad, true, false}, // the third in a row takes it out
+		{bad, false, false}, {nil, false, false}, {bad, false, false}, // one success is not rise = 2
+		{nil, false, false}, {nil, true, true},
+	}
+	for i, s := range steps {
+		if changed := tr.observe(s.err, time.Millisecond, time.Unix(int64(i), 0)); changed != s.changed || tr.healthy != s.healthy {
+			t.Fatalf("result %d: changed %v healthy %v, want %v %v", i, changed, tr.healthy, s.changed, s.healthy)
+		}
+	}
+	if tr.checks != 11 || tr.failures != 7 || tr.since != time.Unix(10, 0) || tr.last != "ok (1ms)" {
+		t.Errorf("tracker %+v", tr)
+	}
+}
+
+func TestWeightsFailOpen(t *testing.T) {
+	up := &tracker{dest: protocol.CheckedDestination{Weight: 3}, healthy: true}
+	down := &tracker{dest: protocol.CheckedDestination{Weight: 2}}
+	down2 := &tracker{dest: protocol.CheckedDestination{Weight: 4}}
+	if w, open := weights([]*tracker{up, down}); open || w[0] != 3 || w[1] != 0 {
+		t.Errorf("one down: %v %v", w, open)
+	}
+	if w, open := weights([]*tracker{down, down2}); !open || w[0] != 2 || w[1] != 4 {
+		t.Errorf("all down: %v %v, want plan weights, fail open", w, open)
+	}
+}
+
+// fakeIPVS is one service's table, written through the ipvs.Kernel boundary.
+type fakeIPVS struct {
+	mu     sync.Mutex
+	svc    cipvs.Service
+	dests  []cipvs.Destination
+	writes int
+}
+
+func (f *fakeIPVS) Services() ([]cipvs.Service, error) {
+	return []cipvs.Service{f.svc}, nil
+}
+
+func (f *fakeIPVS) Destinations(svcs []cipvs.Service, _ bool) ([][]cipvs.Destination, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return [][]cipvs.Destination{append([]cipvs.Destination(nil), f.dests...)}, nil
+}
+
+func (f *fakeIPVS) Queue(w ipvs.Write) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if w.Cmd != ipvs.SetDest {
+		return errors.New("the watcher only sets weights")
+	}
+	for i := range f.dests {
+		if f.dests[i].Address == w.Dest.Address && f.dests[i].Port == w.Dest.Port {
+			f.dests[i].Weight = w.Dest.Weight
+			f.writes++
+		}
+	}
+	return nil
+}
+
+func (f *fakeIPVS) Flush() error { return nil }
+
+// setWeight changes destination i's weight, as by hand.
+func (f *fakeIPVS) setWeight(i int, w uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dests[i].Weight = w
+}
+
+func (f *fakeIPVS) weights() []uint32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var w []uint32
+	for _, d := range f.dests {
+		w = append(w, d.Weight)
+	}
+	return w
+}
+
+// The watcher takes a failing destination to weight 0 and back, keeps it at 0 whatever sets it
+// otherwise, leaves a healthy one's weight changed by hand alone, keeps every weight when all fail
+// (fail open), reports it all in its status file, and follows a changed configuration.
+func TestWatcher(t *testing.T) {
+	vip, rip1, rip2 := netip.MustParseAddr("198.18.48.180"), netip.MustParseAddr("198.18.1.183"), netip.MustParseAddr("198.18.10.182")
+	svc := protocol.Service{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr", Destinations: []protocol.Destination{
+		{Address: rip1, Port: 80, Weight: 1, Forward: "tunnel"}, {Address: rip2, Port: 80, Weight: 3, Forward: "tunnel"}}}
+	k := &fakeIPVS{svc: ipvs.ToKernel(svc)}
+	for _, d := range svc.Destinations {
+		k.dests = append(k.dests, ipvs.DestToKernel(d))
+	}
+	check := protocol.HealthCheck{Service: svc.Key(), Type: protocol.CheckTCP, Port: 80, VIP: vip, IntervalMS: 5, TimeoutMS: 2, Fall: 2, Rise: 2,
+		Destinations: []protocol.CheckedDestination{{Address: rip1, Port: 80, Weight: 1, Mark: protocol.ProbeMarkBase}, {Address: rip2, Port: 80, Weight: 3, Mark: protocol.ProbeMarkBase + 1}}}
+	dir := t.TempDir()
+	cfg, status := filepath.Join(dir, "watch.json"), filepath.Join(dir, "run", "health.json")
+	writeSpec := func(c protocol.HealthCheck) {
+		b, _ := json.Marshal(protocol.WatchSpec{Checks: []protocol.HealthCheck{c}})
+		if err := os.WriteFile(cfg, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSpec(check)
+	var mu sync.Mutex
+	failing := map[netip.Addr]bool{}
+	set := func(a netip.Addr, f bool) { mu.Lock(); failing[a] = f; mu.Unlock() }
+	var log bytes.Buffer
+	var logMu sync.Mutex
+	w := &Watcher{Config: cfg, Status: status, IPVS: func() (ipvs.Kernel, error) { return k, nil }, Log: lockedWriter{&logMu, &log}, Every: 20 * time.Millisecond,
+		Check: func(_ context.Context, _ protocol.HealthCheck, d protocol.CheckedDestination) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing[d.Address] {
+				return errors.New("connect: connection refused")
+			}
+			return nil
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			if cond() {
+				return
+			}
+		}
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Fatalf("%s: weights %v\n%s", what, k.weights(), log.String())
+	}
+	same := func(want ...uint32) func() bool {
+		return func() bool { got := k.weights(); return got[0] == want[0] && got[1] == want[1] }
+	}
+	health := func() protocol.Health {
+		var h protocol.Health
+		b, _ := os.ReadFile(status)
+		_ = json.Unmarshal(b, &h)
+		return h
+	}
+
+	set(rip2, true)
+	waitFor("rs2 quiesced", same(1, 0))
+	waitFor("status says so", func() bool {
+		h := health()
+		return len(h.Services) == 1 && h.Services[0].Destinations[1].Quiesced && !h.Services[0].Destinations[0].Quiesced && time.Since(h.Heartbeat) < 2*time.Second
+	})
+	// By hand: rs1 (healthy) to 7 stays, as drift for apply to fix; rs2 (held) is set to 0 again.
+	k.setWeight(0, 7)
+	k.setWeight(1, 3)
+	waitFor("rs2 held again", same(7, 0))
+	time.Sleep(100 * time.Millisecond)
+	waitFor("rs1 left as set by hand", same(7, 0))
+	set(rip1, true)
+	waitFor("fail open", same(1, 3))
+	waitFor("status says fail open", func() bool { h := health(); return len(h.Services) == 1 && h.Services[0].FailOpen })
+	set(rip1, false)
+	waitFor("rs1 healthy, rs2 out again", same(1, 0))
+	set(rip2, false)
+	waitFor("rs2 back", same(1, 3))
+
+	// A new configuration: rs2's plan weight is 5 now.
+	check.Destinations[1].Weight = 5
+	writeSpec(check)
+	waitFor("new plan weight", same(1, 5))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	for _, line := range []string{
+		"tunplan-watch: tcp/198.18.48.180:80 -> 198.18.10.182:80: failing after 2 checks in a row: connect: connection refused",
+		"tunplan-watch: ~ ipvs tcp/198.18.48.180:80 -> 198.18.10.182:80  weight=3 fwd=tunnel => weight=0 fwd=tunnel",
+		"every destination fails its check: all keep their plan weight (fail open)",
+		"tunplan-watch: tcp/198.18.48.180:80 -> 198.18.10.182:80: healthy after 2 checks in a row: ok",
+	} {
+		if !strings.Contains(log.String(), line) {
+			t.Errorf("the log lacks %q:\n%s", line, log.String())
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}

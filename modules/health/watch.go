@@ -1,0 +1,245 @@
+package health
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tunplan/tunplan/modules/files"
+	"github.com/tunplan/tunplan/modules/ipvs"
+	"github.com/tunplan/tunplan/modules/protocol"
+)
+
+// Watcher runs a director's checks, read from Config (protocol.WatchSpec), until its context ends.
+// It sets the weights they decide on the checked services' destinations (only weights: never a
+// service or a destination's membership), writes what it sees to Status (protocol.Health) about
+// twice a second, and writes one line to Log per change of a destination's health, with the reason.
+// It reads Config again when the file changes, keeping what it knows of destinations that stay.
+type Watcher struct {
+	Config, Status string
+	IPVS           func() (ipvs.Kernel, error)
+	Log            io.Writer
+	// Check runs one check (the package's Check; tests fake it).
+	Check func(context.Context, protocol.HealthCheck, protocol.CheckedDestination) error
+	// Every is how often the destinations the watcher holds at weight 0 are set to 0 again,
+	// whatever changed them (a restore at boot, a rollback). Other weights are the plan's: the
+	// watcher sets them only when it starts, reads new checks, or sees a destination's health
+	// change, so a weight changed by hand stays, as drift, for apply to fix.
+	Every time.Duration
+
+	spec     protocol.WatchSpec
+	raw      []byte
+	services [][]*tracker // services[i] are spec.Checks[i]'s destinations, in order
+	gen      int          // bumped at each load; results of an older load are dropped
+	stop     context.CancelFunc
+	kernel   ipvs.Kernel
+}
+
+// statusEvery is how often the watcher writes Status (its heartbeat) and looks at Config.
+const statusEvery = 500 * time.Millisecond
+
+type result struct {
+	gen, svc, dst int
+	err           error
+	took          time.Duration
+}
+
+// Run watches until ctx ends. It fails only when Config cannot be read at the start.
+func (w *Watcher) Run(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(w.Status), 0o755); err != nil {
+		return err
+	}
+	results := make(chan result, 64)
+	w.stop = func() {}
+	defer func() { w.stop() }()
+	if err := w.load(ctx, results); err != nil {
+		return err
+	}
+	tick := time.NewTicker(statusEvery)
+	defer tick.Stop()
+	every := time.NewTicker(w.Every)
+	defer every.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-results:
+			if r.gen != w.gen {
+				continue
+			}
+			t := w.services[r.svc][r.dst]
+			if t.observe(r.err, r.took, time.Now()) {
+				state, n := "healthy", t.rise
+				if !t.healthy {
+					state, n = "failing", t.fall
+				}
+				w.logf("%s -> %s: %s after %d checks in a row: %s", w.spec.Checks[r.svc].Service, addrPort(t.dest), state, n, t.last)
+				w.apply(r.svc, true)
+			}
+		case <-tick.C:
+			if err := w.load(ctx, results); err != nil {
+				w.logf("%v (still watching as before)", err)
+			}
+			if err := w.writeStatus(); err != nil {
+				w.logf("status: %v", err)
+			}
+		case <-every.C:
+			for i := range w.spec.Checks {
+				w.apply(i, false)
+			}
+		}
+	}
+}
+
+// load reads Config and, when it changed, restarts the checks from it.
+func (w *Watcher) load(ctx context.Context, results chan<- result) error {
+	b, err := os.ReadFile(w.Config)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(b, w.raw) {
+		return nil
+	}
+	var spec protocol.WatchSpec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return fmt.Errorf("%s: %w", w.Config, err)
+	}
+	w.stop()
+	known := map[string]*tracker{}
+	for i, ts := range w.services {
+		for _, t := range ts {
+			known[w.spec.Checks[i].Service.String()+" "+addrPort(t.dest)] = t
+		}
+	}
+	w.raw, w.spec, w.services = b, spec, nil
+	w.gen++
+	cctx, cancel := context.WithCancel(ctx)
+	w.stop = cancel
+	n := 0
+	for i, c := range spec.Checks {
+		var ts []*tracker
+		for j, d := range c.Destinations {
+			t := known[c.Service.String()+" "+addrPort(d)]
+			if t == nil {
+				t = newTracker(d, c.Fall, c.Rise, time.Now())
+			}
+			t.dest, t.fall, t.rise = d, c.Fall, c.Rise
+			ts = append(ts, t)
+			go w.loop(cctx, result{gen: w.gen, svc: i, dst: j}, c, d, results)
+			n++
+		}
+		w.services = append(w.services, ts)
+	}
+	w.logf("watching %d destinations of %d services", n, len(spec.Checks))
+	for i := range spec.Checks {
+		w.apply(i, true)
+	}
+	return nil
+}
+
+// loop checks d every interval and sends each result, tagged as r, until ctx ends.
+func (w *Watcher) loop(ctx context.Context, r result, c protocol.HealthCheck, d protocol.CheckedDestination, out chan<- result) {
+	t := time.NewTicker(time.Duration(c.IntervalMS) * time.Millisecond)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		r.err = w.Check(ctx, c, d)
+		r.took = time.Since(start)
+		select {
+		case out <- r:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// apply gives the destinations of checked service i the weights their health decides, where the
+// kernel has others: all of them, or (all false) only those it holds at 0.
+func (w *Watcher) apply(i int, all bool) {
+	c := w.spec.Checks[i]
+	want, failOpen := weights(w.services[i])
+	if failOpen && all {
+		w.logf("%s: every destination fails its check: all keep their plan weight (fail open)", c.Service)
+	}
+	if err := w.setWeights(c, want, all); err != nil {
+		w.logf("%s: %v", c.Service, err)
+	}
+}
+
+// setWeights reads the service from the kernel and changes the weights that differ from want
+// (want[j] is c.Destinations[j]'s; with all false, only the zeros), each change logged as apply
+// shows it.
+func (w *Watcher) setWeights(c protocol.HealthCheck, want []uint32, all bool) error {
+	if w.kernel == nil {
+		k, err := w.IPVS()
+		if err != nil {
+			return fmt.Errorf("ipvs: %w", err)
+		}
+		w.kernel = k
+	}
+	cur, err := ipvs.Facts(w.kernel, map[protocol.Key]bool{c.Service: true}, true)
+	if err != nil || len(cur) != 1 {
+		return fmt.Errorf("the service is not in the kernel (%v): its weights are left to the next apply", err)
+	}
+	next := cur[0]
+	next.Destinations = append([]protocol.Destination(nil), cur[0].Destinations...)
+	for j, d := range c.Destinations {
+		for k := range next.Destinations {
+			if x := &next.Destinations[k]; x.Address == d.Address && x.Port == d.Port && (all || want[j] == 0) {
+				x.Weight = want[j]
+			}
+		}
+	}
+	open := func() (ipvs.Kernel, error) { return w.kernel, nil }
+	steps := ipvs.Diff(open, []protocol.Service{next}, cur)
+	for _, s := range steps {
+		if err := s.Do(); err != nil {
+			return err
+		}
+		w.logf("%c %s  %s", s.Action, s.Address, s.Shown())
+	}
+	if len(steps) > 0 {
+		return w.kernel.Flush()
+	}
+	return nil
+}
+
+// writeStatus writes what the watcher sees to Status, replacing it whole.
+func (w *Watcher) writeStatus() error {
+	h := protocol.Health{Heartbeat: time.Now().UTC(), PID: os.Getpid(), Services: []protocol.ServiceHealth{}}
+	for i, c := range w.spec.Checks {
+		_, failOpen := weights(w.services[i])
+		sh := protocol.ServiceHealth{Service: c.Service, FailOpen: failOpen}
+		for _, t := range w.services[i] {
+			sh.Destinations = append(sh.Destinations, protocol.DestinationHealth{
+				Address: t.dest.Address, Port: t.dest.Port, Healthy: t.healthy, Quiesced: !t.healthy && !failOpen,
+				Since: t.since.UTC(), Last: t.last, Checks: t.checks, Failures: t.failures,
+			})
+		}
+		h.Services = append(h.Services, sh)
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return files.Replace(w.Status, b, 0o644)
+}
+
+func (w *Watcher) logf(format string, args ...any) {
+	fmt.Fprintf(w.Log, "tunplan-watch: "+format+"\n", args...)
+}
+
+func addrPort(d protocol.CheckedDestination) string {
+	return netip.AddrPortFrom(d.Address, d.Port).String()
+}

@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tunplan/tunplan/modules/protocol"
+	"github.com/tunplan/tunplan/testinfra/lab"
+)
+
+// healthExample is examples/two-region with an HTTP check on its service: every second, fall 2,
+// rise 2, timeout 500 ms.
+var healthExample = filepath.Join("..", "..", "examples", "health-check", "tunplan.hcl")
+
+// The director's watcher checks each realserver through the tunnel and holds one whose nginx is
+// stopped at weight 0 within fall × interval + timeout; a client's request loop fails only inside
+// that window; diff calls the held weight no drift and shows it apart, while a weight changed by
+// hand is drift; once nginx is back the weight returns within rise × interval.
+func TestHealthChecksHoldAFailingRealserver(t *testing.T) {
+	reset(t)
+	mustTunplan(t, healthExample, 0, "apply", "--auto-approve")
+	ipvs := sh(t, "director", "ipvsadm -Sn")
+	for _, line := range []string{
+		fmt.Sprintf("-A -f %d -s rr", protocol.ProbeMarkBase),
+		fmt.Sprintf("-a -f %d -r %s:80 -i -w 1", protocol.ProbeMarkBase, rip2),
+		fmt.Sprintf("-a -f %d -r %s:80 -i -w 1", protocol.ProbeMarkBase+1, rip1),
+	} {
+		if !strings.Contains(ipvs, line) {
+			t.Errorf("the director's IPVS table lacks %q:\n%s", line, ipvs)
+		}
+	}
+	start, err := lab.ExecStart("director", protocol.WatchUnit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "director", "("+start+") >/tmp/watch.log 2>&1 </dev/null & echo $! >/tmp/watch.pid")
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := lab.Sh("director", "cat /tmp/watch.log; cat "+protocol.HealthFile)
+			t.Logf("the watcher said:\n%s", log)
+		}
+		lab.Sh("director", "kill $(cat /tmp/watch.pid) 2>/dev/null; pkill -f 'tunplan-helper watch'")
+	})
+	waitUntil(t, 10*time.Second, "the watcher reports both realservers healthy", func() bool {
+		out, _ := lab.Sh("director", "cat "+protocol.HealthFile)
+		return strings.Count(out, `"healthy":true`) == 2
+	})
+
+	// Ten requests a second from the client, for the whole test.
+	requests := startLoop(t, "http://"+vip+"/", 90*time.Second)
+	time.Sleep(2 * time.Second)
+
+	stopping := time.Now()
+	sh(t, "rs2", "/usr/sbin/nginx -e /var/log/nginx/error.log -c "+nginxConf("rs2")+" -s stop")
+	held := waitWeight(t, rip2, "0", 10*time.Second)
+	detect := held.Sub(stopping)
+	t.Logf("rs2's nginx stopped: weight 0 after %v (bound: fall 2 × interval 1s + timeout 500ms = 2.5s)", detect.Round(10*time.Millisecond))
+	if detect > 2500*time.Millisecond+time.Second { // a second for the lab's emulated CPU and the polling
+		t.Errorf("rs2 held after %v, want within fall × interval + timeout", detect)
+	}
+	time.Sleep(2 * time.Second) // requests after the window: none may fail
+
+	out := mustTunplan(t, healthExample, 0, "diff")
+	if !strings.Contains(out, "held at weight 0 by health checks (runtime state, not drift):") || !strings.Contains(out, "tcp/"+vip+":80 -> "+rip2+":80  plan weight 1, failing since ") {
+		t.Errorf("diff with rs2 held:\n%s", out)
+	}
+	sh(t, "director", "ipvsadm -e -t "+vip+":80 -r "+rip1+":80 -i -w 5")
+	if out := mustTunplan(t, healthExample, 2, "diff"); !strings.Contains(out, "~ ipvs tcp/"+vip+":80 -> "+rip1+":80") || strings.Contains(out, rip2+":80  weight") {
+		t.Errorf("diff of rs1's weight changed by hand (rs2 held):\n%s", out)
+	}
+	mustTunplan(t, healthExample, 0, "apply", "--auto-approve")
+	if w := weight(t, rip2); w != "0" {
+		t.Errorf("apply gave rs2 weight %s back while the watcher holds it", w)
+	}
+
+	starting := time.Now()
+	restartNginx(t, "rs2", nginxConf("rs2"))
+	back := waitWeight(t, rip2, "1", 10*time.Second)
+	t.Logf("rs2's nginx started: weight back after %v (bound: rise 2 × interval 1s = 2s)", back.Sub(starting).Round(10*time.Millisecond))
+	if back.Sub(starting) > 2*time.Second+time.Second {
+		t.Errorf("rs2 back after %v, want within rise × interval", back.Sub(starting))
+	}
+	time.Sleep(2 * time.Second)
+
+	// Failures only between nginx's stop and the hold (and half a second more, for requests under
+	// way), none before, none after: not while rs2 was held, nor once it was back.
+	results := requests()
+	var before, window, after []string
+	for _, r := range results {
+		switch {
+		case r.result == "ok":
+		case r.at.Before(stopping):
+			before = append(before, r.result)
+		case r.at.Before(held.Add(500 * time.Millisecond)):
+			window = append(window, r.result)
+		default:
+			after = append(after, r.result)
+		}
+	}
+	span := results[len(results)-1].at.Sub(results[0].at)
+	rate := float64(len(results)) / span.Seconds()
+	t.Logf("client: %d requests in %v (%.1f/s); %d failed inside the window of %v, %d before it, %d after it", len(results), span.Round(time.Second), rate, len(window), detect.Round(10*time.Millisecond), len(before), len(after))
+	if len(before) != 0 || len(after) != 0 || rate < 5 {
+		t.Errorf("failed requests outside the window: before %q, after %q; rate %.1f/s", before, after, rate)
+	}
+}
+
+var weightLine = regexp.MustCompile(`-a -t ` + regexp.QuoteMeta(vip) + `:80 -r (\S+):80 -i -w (\d+)`)
+
+// weight is rip's weight in the director's VIP service.
+func weight(t *testing.T, rip string) string {
+	t.Helper()
+	for _, m := range weightLine.FindAllStringSubmatch(sh(t, "director", "ipvsadm -Sn"), -1) {
+		if m[1] == rip {
+			return m[2]
+		}
+	}
+	return ""
+}
+
+// waitWeight polls rip's weight every 50 ms until it is w, and returns when it saw it.
+func waitWeight(t *testing.T, rip, w string, limit time.Duration) time.Time {
+	t.Helper()
+	var at time.Time
+	waitUntil(t, limit, "weight "+w+" for "+rip, func() bool { at = time.Now(); return weight(t, rip) == w }) // the tests run in the lab's VM: one clock with the hosts
+	return at
+}
+
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("no %s after %v", what, limit)
+}
