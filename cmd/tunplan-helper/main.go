@@ -15,7 +15,10 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -182,7 +185,7 @@ func engine() *host.Engine {
 		Files:      files.Root("/"),
 		Helper:     protocol.HelperPath,
 		Systemd:    systemdRuns,
-		Systemctl:  systemctl,
+		Watcher:    watcherControl,
 		HealthFile: protocol.HealthFile,
 		Session:    session(),
 		Open:       established,
@@ -195,6 +198,61 @@ func engine() *host.Engine {
 func established(s *host.Session) bool {
 	sk, err := netlink.SocketGet(net.TCPAddrFromAddrPort(s.Server), net.TCPAddrFromAddrPort(s.Client))
 	return err == nil && sk.State == tcpEstablished
+}
+
+// watcherControl starts (or restarts) or stops the director's watcher: through systemd where it
+// runs the host, or else as a process of its own, detached from this session (there it does not
+// come back after a reboot: the README says to run it from the host's init).
+func watcherControl(start bool) error {
+	if systemdRuns() {
+		if err := systemctl("daemon-reload"); err != nil {
+			return err
+		}
+		if start {
+			return systemctl("restart", "tunplan-watch.service")
+		}
+		return systemctl("stop", "tunplan-watch.service")
+	}
+	stopWatchers()
+	if !start {
+		return nil
+	}
+	log, err := os.OpenFile(protocol.WatchLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	cmd := exec.Command(protocol.HelperPath, "watch")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no SIGHUP when this session ends
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
+
+// stopWatchers ends every watcher running on the host (a helper run as "watch"), and waits up to
+// two seconds for them to go.
+func stopWatchers() {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) == 2 && strings.HasPrefix(filepath.Base(args[0]), "tunplan-helper") && args[1] == "watch" {
+			pids = append(pids, pid)
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+	}
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if !slices.ContainsFunc(pids, func(p int) bool { return syscall.Kill(p, 0) == nil }) {
+			return
+		}
+	}
 }
 
 // systemctl runs systemctl with args; its error carries what systemctl said.

@@ -152,6 +152,9 @@ func (e *Engine) Restore(log io.Writer, late bool) error {
 		if err != nil {
 			return err
 		}
+		// systemd starts the watcher at boot by its own unit (a restart asked from here would wait
+		// for network-online.target, which this early unit comes before).
+		steps = slices.DeleteFunc(steps, func(s change.Step) bool { return s.Module == watchModule })
 		var routes []change.Step
 		if !late {
 			steps = slices.DeleteFunc(steps, func(s change.Step) bool {

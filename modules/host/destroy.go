@@ -51,7 +51,6 @@ func (e *Engine) destroy(req protocol.Request, resp *protocol.Response) error {
 		return e.restore(sc, snapshot, err, resp)
 	}
 	resp.Outcome = protocol.Applied
-	resp.Warnings = append(resp.Warnings, e.startWatcher(steps, want)...)
 	if !req.KeepHistory {
 		return os.RemoveAll(e.Dir)
 	}

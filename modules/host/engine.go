@@ -53,9 +53,9 @@ type Engine struct {
 	Files   files.FS
 	Helper  string
 	Systemd func() bool
-	// Systemctl runs systemctl with args (the watcher's unit, see watch.go); HealthFile is where
-	// the watcher reports, read for what it holds at weight 0.
-	Systemctl  func(args ...string) error
+	// Watcher starts (or restarts) the director's watcher, or stops it (see watch.go); HealthFile
+	// is where the watcher reports, read for what it holds at weight 0 and whether it runs.
+	Watcher    func(start bool) error
 	HealthFile string
 	Now        func() time.Time
 	// Session is the SSH connection the request came over; changes that would cut it are refused.
@@ -318,7 +318,11 @@ func (e *Engine) steps(want, cur protocol.State) []change.Step {
 			}
 		}
 	}
-	return append(adds, removes...)
+	steps := append(adds, removes...)
+	if s, ok := e.watcherStep(want, steps); ok {
+		steps = append(steps, s)
+	}
+	return steps
 }
 
 // converge applies a desired state (apply) or a recorded generation (rollback) as a transaction:
@@ -371,7 +375,6 @@ func (e *Engine) converge(req protocol.Request, resp *protocol.Response) error {
 		resp.Changes = change.Changes(steps)
 		return e.restore(sc, snapshot, err, resp)
 	}
-	resp.Warnings = append(resp.Warnings, e.startWatcher(steps, want)...)
 	after, err := e.facts(sc)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
@@ -49,16 +50,29 @@ WantedBy=multi-user.target
 `
 }
 
+// report is the watcher's last report, and whether it is fresh for checks: written within three of
+// their shortest intervals (and a second). nil when there is none, or it cannot be read.
+func (e *Engine) report(checks []protocol.HealthCheck) (*protocol.Health, bool) {
+	if e.HealthFile == "" {
+		return nil, false
+	}
+	b, err := os.ReadFile(e.HealthFile)
+	var h protocol.Health
+	if err != nil || json.Unmarshal(b, &h) != nil {
+		return nil, false
+	}
+	return &h, h.Fresh(e.clock(), protocol.WatchSpec{Checks: checks})
+}
+
 // held is want with the destinations the watcher holds at weight 0 given weight 0, and those
 // destinations. Only a report that is fresh for want's checks holds anything: a watcher that is
 // down or stale holds no weight at 0, so apply gives the plan weights back.
 func (e *Engine) held(want protocol.State) (protocol.State, []protocol.Held) {
-	if len(want.Checks) == 0 || e.HealthFile == "" {
+	if len(want.Checks) == 0 {
 		return want, nil
 	}
-	b, err := os.ReadFile(e.HealthFile)
-	var h protocol.Health
-	if err != nil || json.Unmarshal(b, &h) != nil || !h.Fresh(e.clock(), protocol.WatchSpec{Checks: want.Checks}) {
+	h, fresh := e.report(want.Checks)
+	if !fresh {
 		return want, nil
 	}
 	var out []protocol.Held
@@ -105,40 +119,41 @@ func declared(st protocol.State, held []protocol.Held) protocol.State {
 	return st
 }
 
-// startWatcher has systemd run the watcher as the files of steps (applied) left it: reloaded when
-// its unit changed, restarted when the unit is new or changed, started when only its configuration
-// changed (a running watcher reads it again by itself, and keeps what it knows), stopped when it
-// is gone. It returns what went wrong, as warnings: the state is applied either way.
-func (e *Engine) startWatcher(steps []change.Step, want protocol.State) []string {
-	if e.Systemctl == nil || e.Systemd == nil || !e.Systemd() {
-		return nil
+// watchModule names the watcher's step among the changes.
+const watchModule = "watch"
+
+// watcherStep is the step that makes the watcher run as want asks, if one is needed: started (or
+// restarted) when want has checks and the watcher's unit changes among steps, or its report is
+// missing or stale (a watcher that is down is drift); stopped when the checks are gone with their
+// unit. Checks that change alone need no step: a running watcher reads them again by itself, and
+// keeps what it knows. The step runs last, when the files it needs are written.
+func (e *Engine) watcherStep(want protocol.State, steps []change.Step) (change.Step, bool) {
+	if e.Watcher == nil || e.Files == nil {
+		return change.Step{}, false
 	}
-	unit, config := false, false
-	for _, s := range steps {
-		switch s.Address {
-		case "file " + protocol.WatchUnit, "file " + protocol.WatchLink:
-			unit = true
-		case "file " + protocol.WatchConfig:
-			config = true
+	unit := slices.ContainsFunc(steps, func(s change.Step) bool {
+		return s.Address == "file "+protocol.WatchUnit || s.Address == "file "+protocol.WatchLink
+	})
+	step := func(act change.Action, before, after string, start bool) (change.Step, bool) {
+		return change.Step{
+			Change: change.Change{Module: watchModule, Address: "watcher tunplan-watch", Action: act, Before: before, After: after},
+			Do:     func() error { return e.Watcher(start) },
+		}, true
+	}
+	if len(want.Checks) == 0 {
+		if unit {
+			return step(change.Delete, "running", "", false)
 		}
+		return change.Step{}, false
 	}
-	var cmds [][]string
-	if unit {
-		cmds = append(cmds, []string{"daemon-reload"})
-	}
+	h, fresh := e.report(want.Checks)
 	switch {
-	case len(want.Checks) == 0 && unit:
-		cmds = append(cmds, []string{"stop", "tunplan-watch.service"})
-	case len(want.Checks) > 0 && unit:
-		cmds = append(cmds, []string{"restart", "tunplan-watch.service"})
-	case len(want.Checks) > 0 && config:
-		cmds = append(cmds, []string{"start", "tunplan-watch.service"})
+	case unit:
+		return step(change.Update, "its unit changes", "restarted", true)
+	case h == nil:
+		return step(change.Update, "not running (no report)", "running", true)
+	case !fresh:
+		return step(change.Update, "stale (last report "+h.Heartbeat.UTC().Format(time.RFC3339)+")", "running", true)
 	}
-	var warnings []string
-	for _, c := range cmds {
-		if err := e.Systemctl(c...); err != nil {
-			warnings = append(warnings, "systemctl "+c[0]+": "+err.Error())
-		}
-	}
-	return warnings
+	return change.Step{}, false
 }

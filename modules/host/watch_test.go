@@ -20,23 +20,40 @@ func checked(w1, w2 uint32) protocol.State {
 	return st
 }
 
-// watcherEngine is an engine under systemd whose systemctl calls are recorded, with the watcher's
-// report at its HealthFile.
+// watcherEngine is an engine whose starts and stops of the watcher are recorded, with the
+// watcher's report at its HealthFile.
 func watcherEngine(t *testing.T) (*fakeKernel, *Engine, string, *[]string) {
 	f := newFake()
 	root := t.TempDir()
 	e := bootEngine(t, f, filepath.Join(t.TempDir(), "state"), root, true)
 	var calls []string
-	e.Systemctl = func(args ...string) error { calls = append(calls, strings.Join(args, " ")); return nil }
+	e.Watcher = func(start bool) error {
+		calls = append(calls, map[bool]string{true: "start", false: "stop"}[start])
+		return nil
+	}
 	e.HealthFile = filepath.Join(t.TempDir(), "health.json")
 	return f, e, root, &calls
 }
 
-// The watcher's files come and go with the checks, and systemd is told: restart for a new unit,
-// start when only the checks changed (the watcher reads them again itself), stop when they are gone.
+// writeReport writes the watcher's report with heartbeat, its destinations as given.
+func writeReport(t *testing.T, e *Engine, heartbeat time.Time, dests ...protocol.DestinationHealth) {
+	t.Helper()
+	h := protocol.Health{Heartbeat: heartbeat, Services: []protocol.ServiceHealth{{Service: checked(1, 1).Services[0].Key(), Destinations: dests}}}
+	b, _ := json.Marshal(h)
+	if err := os.WriteFile(e.HealthFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The watcher's files come and go with the checks, and so does the watcher: started with its new
+// unit, left running when only the checks change (it reads them again itself), stopped when they
+// are gone.
 func TestWatcherFilesAndUnit(t *testing.T) {
 	_, e, root, calls := watcherEngine(t)
-	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: checked(1, 1), RunID: "r1"})
+	first := mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: checked(1, 1), RunID: "r1"})
+	if c := first.Changes[len(first.Changes)-1]; c.Address != "watcher tunplan-watch" || c.Shown() != "its unit changes => restarted" {
+		t.Errorf("the last change is %s %s", c.Address, c.Shown())
+	}
 	var spec protocol.WatchSpec
 	if err := json.Unmarshal([]byte(read(t, root, protocol.WatchConfig)), &spec); err != nil || len(spec.Checks) != 1 || spec.Checks[0].Destinations[1].Mark != protocol.ProbeMarkBase+1 {
 		t.Fatalf("watch config: %v %+v", err, spec)
@@ -47,11 +64,11 @@ func TestWatcherFilesAndUnit(t *testing.T) {
 	if l, err := os.Readlink(filepath.Join(root, protocol.WatchLink)); err != nil || l != protocol.WatchUnit {
 		t.Errorf("link %q %v", l, err)
 	}
+	writeReport(t, e, e.Now()) // the watcher runs
 	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: checked(1, 2), RunID: "r2"})
 	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: director("rr", 1, 2), RunID: "r3"})
-	want := []string{"daemon-reload", "restart tunplan-watch.service", "start tunplan-watch.service", "daemon-reload", "stop tunplan-watch.service"}
-	if !slices.Equal(*calls, want) {
-		t.Errorf("systemctl calls %q, want %q", *calls, want)
+	if want := []string{"start", "stop"}; !slices.Equal(*calls, want) {
+		t.Errorf("watcher calls %q, want %q", *calls, want)
 	}
 	for _, p := range []string{protocol.WatchConfig, protocol.WatchUnit, protocol.WatchLink} {
 		if _, err := os.Lstat(filepath.Join(root, p)); !os.IsNotExist(err) {
@@ -62,9 +79,9 @@ func TestWatcherFilesAndUnit(t *testing.T) {
 
 // A destination the watcher holds at weight 0 is no drift while its report is fresh: diff shows
 // it held and no change, apply leaves it at 0, and the generation keeps its plan weight. A stale
-// report holds nothing: the weight is drift again, and apply gives the plan weight back.
+// report holds nothing: the weight is drift again, and so is the watcher, which apply starts.
 func TestHeldWeightsAreRuntimeState(t *testing.T) {
-	f, e, _, _ := watcherEngine(t)
+	f, e, _, calls := watcherEngine(t)
 	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: checked(1, 3), RunID: "r1"})
 	key := "6/" + vip.String() + ":80"
 	d := f.svcs[key].dests[rip2.String()+":80"]
@@ -72,13 +89,8 @@ func TestHeldWeightsAreRuntimeState(t *testing.T) {
 	f.svcs[key].dests[rip2.String()+":80"] = d
 	since := e.Now().Add(-time.Minute)
 	report := func(heartbeat time.Time) {
-		h := protocol.Health{Heartbeat: heartbeat, Services: []protocol.ServiceHealth{{Service: checked(1, 3).Services[0].Key(), Destinations: []protocol.DestinationHealth{
-			{Address: rip1, Port: 80, Healthy: true, Since: since},
-			{Address: rip2, Port: 80, Quiesced: true, Since: since, Last: "connect: connection refused"}}}}}
-		b, _ := json.Marshal(h)
-		if err := os.WriteFile(e.HealthFile, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeReport(t, e, heartbeat, protocol.DestinationHealth{Address: rip1, Port: 80, Healthy: true, Since: since},
+			protocol.DestinationHealth{Address: rip2, Port: 80, Quiesced: true, Since: since, Last: "connect: connection refused"})
 	}
 	report(e.Now().Add(-time.Second))
 	diff := mustHandle(t, e, protocol.Request{Op: protocol.OpDiff, Desired: checked(1, 3)})
@@ -99,7 +111,14 @@ func TestHeldWeightsAreRuntimeState(t *testing.T) {
 	// Stale: the watcher stopped reporting 5 s ago (more than three intervals of 1 s and a second).
 	report(e.Now().Add(-5 * time.Second))
 	stale := mustHandle(t, e, protocol.Request{Op: protocol.OpDiff, Desired: checked(2, 3)})
-	if len(stale.Held) != 0 || len(stale.Changes) != 1 || !strings.Contains(stale.Changes[0].Shown(), "weight=0 fwd=tunnel => weight=3") {
+	if len(stale.Held) != 0 || len(stale.Changes) != 2 || !strings.Contains(stale.Changes[0].Shown(), "weight=0 fwd=tunnel => weight=3") ||
+		stale.Changes[1].Shown() != "stale (last report 2026-11-24T23:59:55Z) => running" {
 		t.Errorf("stale report: %+v", stale)
+	}
+	// The stale watcher is drift, and apply starts it again.
+	*calls = nil
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: checked(2, 3), RunID: "r3"})
+	if !slices.Equal(*calls, []string{"start"}) {
+		t.Errorf("watcher calls %q, want one start", *calls)
 	}
 }

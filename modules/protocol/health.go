@@ -72,6 +72,9 @@ const (
 	WatchUnit   = "/etc/systemd/system/tunplan-watch.service"
 	WatchLink   = "/etc/systemd/system/multi-user.target.wants/tunplan-watch.service" // enables it, as systemctl enable would
 	HealthFile  = "/run/tunplan/health.json"
+	// WatchLog is the watcher's output on a host without systemd, where the helper runs it as a
+	// process of its own.
+	WatchLog = "/var/log/tunplan-watch.log"
 )
 
 // WatchSpec is the watcher's configuration file (WatchConfig): the director's checks.

@@ -33,22 +33,15 @@ func TestHealthChecksHoldAFailingRealserver(t *testing.T) {
 			t.Errorf("the director's IPVS table lacks %q:\n%s", line, ipvs)
 		}
 	}
-	start, err := lab.ExecStart("director", protocol.WatchUnit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sh(t, "director", "("+start+") >/tmp/watch.log 2>&1 </dev/null & echo $! >/tmp/watch.pid")
+	// The lab runs no systemd: the helper started the watcher as a process of its own.
 	t.Cleanup(func() {
 		if t.Failed() {
-			log, _ := lab.Sh("director", "cat /tmp/watch.log; cat "+protocol.HealthFile)
+			log, _ := lab.Sh("director", "cat "+protocol.WatchLog+" "+protocol.HealthFile)
 			t.Logf("the watcher said:\n%s", log)
 		}
-		lab.Sh("director", "kill $(cat /tmp/watch.pid) 2>/dev/null; pkill -f 'tunplan-helper watch'")
+		lab.Sh("director", "pkill -f '^"+protocol.HelperPath+" watch$'")
 	})
-	waitUntil(t, 10*time.Second, "the watcher reports both realservers healthy", func() bool {
-		out, _ := lab.Sh("director", "cat "+protocol.HealthFile)
-		return strings.Count(out, `"healthy":true`) == 2
-	})
+	waitHealthy(t)
 
 	// Ten requests a second from the client, for the whole test.
 	requests := startLoop(t, "http://"+vip+"/", 90*time.Second)
@@ -77,14 +70,24 @@ func TestHealthChecksHoldAFailingRealserver(t *testing.T) {
 		t.Errorf("apply gave rs2 weight %s back while the watcher holds it", w)
 	}
 
-	starting := time.Now()
 	restartNginx(t, "rs2", nginxConf("rs2"))
+	starting := time.Now() // nginx listens again
 	back := waitWeight(t, rip2, "1", 10*time.Second)
 	t.Logf("rs2's nginx started: weight back after %v (bound: rise 2 × interval 1s = 2s)", back.Sub(starting).Round(10*time.Millisecond))
 	if back.Sub(starting) > 2*time.Second+time.Second {
 		t.Errorf("rs2 back after %v, want within rise × interval", back.Sub(starting))
 	}
 	time.Sleep(2 * time.Second)
+
+	// A watcher that is killed is drift once its report is stale, and apply starts it again.
+	sh(t, "director", "pkill -f '^"+protocol.HelperPath+" watch$'")
+	time.Sleep(4500 * time.Millisecond) // three intervals of 1 s, and a second
+	if out := mustTunplan(t, healthExample, 2, "diff"); !strings.Contains(out, "~ watcher tunplan-watch") || !strings.Contains(out, "stale (last report ") {
+		t.Errorf("diff with the watcher killed:\n%s", out)
+	}
+	mustTunplan(t, healthExample, 0, "apply", "--auto-approve")
+	waitHealthy(t)
+	mustTunplan(t, healthExample, 0, "diff")
 
 	// Failures only between nginx's stop and the hold (and half a second more, for requests under
 	// way), none before, none after: not while rs2 was held, nor once it was back.
@@ -138,4 +141,13 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 		}
 	}
 	t.Fatalf("no %s after %v", what, limit)
+}
+
+// waitHealthy waits for the director's watcher to report both realservers healthy.
+func waitHealthy(t *testing.T) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, "the watcher reports both realservers healthy", func() bool {
+		out, _ := lab.Sh("director", "cat "+protocol.HealthFile)
+		return strings.Count(out, `"healthy":true`) == 2
+	})
 }

@@ -49,20 +49,20 @@ func forgetKernel(h Host) string {
 // unit whose ConditionPathExists names a missing path is skipped, with a line saying so. It returns
 // what they printed.
 func Boot(host string) (string, error) {
-	early, err := ExecStart(host, protocol.RestoreUnit)
+	early, err := execStart(host, protocol.RestoreUnit)
 	if err != nil {
 		return "", err
 	}
 	script := "/lib/systemd/systemd-modules-load; /lib/systemd/systemd-sysctl; " + early // as at boot: the restore runs whether or not the two before it succeeded
-	if late, err := ExecStart(host, protocol.RestoreLateUnit); err == nil {
+	if late, err := execStart(host, protocol.RestoreLateUnit); err == nil {
 		script += " && " + late
 	}
 	return Sh(host, script)
 }
 
-// ExecStart is the command that runs the ExecStart of the unit file at path on host when its
+// execStart is the command that runs the ExecStart of the unit file at path on host when its
 // ConditionPathExists holds, as systemd would start the unit.
-func ExecStart(host, path string) (string, error) {
+func execStart(host, path string) (string, error) {
 	unit, err := Sh(host, "cat "+path)
 	if err != nil {
 		return "", fmt.Errorf("lab: boot %s: no %s: %w (%s)", host, path, err, strings.TrimSpace(unit))

@@ -157,6 +157,7 @@ func KnownHosts() string { return filepath.Join(runDir, "known_hosts") }
 func Reset() error {
 	err := parallel(func(h Host) error {
 		return bsh(h.Name, forgetKernel(h)+`
+			pkill -f '^[^ ]*tunplan-helper[^ ]* watch$' || true # anchored: not this script's own command line
 			rm -rf /var/lib/tunplan /etc/sysctl.d/* /etc/systemd/system/* /etc/modules-load.d/*`)
 	})
 	if err != nil {
