@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -149,5 +151,51 @@ func waitHealthy(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the watcher reports both realservers healthy", func() bool {
 		out, _ := lab.Sh("director", "cat "+protocol.HealthFile)
 		return strings.Count(out, `"healthy":true`) == 2
+	})
+}
+
+// A GUE service is checked through its own tunnel: with only the watcher sending (no client), the
+// router sees each check leave the director as the service's traffic does, UDP to port 6080
+// carrying the director's address to the GUE VIP, to each realserver; rs1's nginx stopped, the GUE
+// service holds rs1 at weight 0.
+func TestHealthChecksGoThroughGUE(t *testing.T) {
+	reset(t)
+	gue := "  tunnel    = \"gue\"\n"
+	plan := planVariant(t, tunnelsExample, gue, gue+"  health_check {\n    interval = \"1s\"\n    timeout = \"500ms\"\n    fall = 2\n  }\n")
+	mustTunplan(t, plan, 0, "apply", "--auto-approve")
+	t.Cleanup(func() { lab.Sh("director", "pkill -f '^"+protocol.HelperPath+" watch$'") })
+	pcap := filepath.Join(lab.RunDir(), "checks.pcap")
+	sh(t, "router", fmt.Sprintf("rm -f %[1]s; timeout 60 tcpdump -i lan0 -nn -U -Z root -w %[1]s 'ip proto 4 or ip proto 47 or udp port %[2]d' >/tmp/tcpdump.log 2>&1 & echo $! > /tmp/tcpdump.pid; "+
+		"for i in $(seq 50); do grep -q listening /tmp/tcpdump.log && exit 0; sleep 0.1; done; cat /tmp/tcpdump.log; exit 1", pcap, guePort))
+	time.Sleep(3 * time.Second) // three rounds of checks
+	sh(t, "router", "pid=$(cat /tmp/tcpdump.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.1; done")
+	raw, err := os.ReadFile(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packets, err := readTunnelled(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := map[string]int{}
+	for _, e := range packets {
+		if e.innerD != netip.AddrPortFrom(netip.MustParseAddr(vipGUE), 80) {
+			continue
+		}
+		if e.kind != "gue" || e.dport != guePort || e.src.String() != director || e.innerSrc.Addr().String() != director {
+			t.Errorf("a check of the GUE service went otherwise: %s", e)
+			continue
+		}
+		checked[e.dst.String()]++
+	}
+	if checked[rip1] == 0 || checked[rip2] == 0 {
+		t.Errorf("the router saw GUE checks to %v, want both realservers (%d tunnelled packets)", checked, len(packets))
+	}
+	t.Logf("GUE checks seen by the router: %v", checked)
+
+	restartNginx(t, "rs1", "")
+	defer restartNginx(t, "rs1", nginxConf("rs1"))
+	waitUntil(t, 10*time.Second, "rs1 held in the GUE service", func() bool {
+		return strings.Contains(sh(t, "director", "ipvsadm -Sn"), "-a -t "+vipGUE+":80 -r "+rip1+":80 -i -w 0 --tun-type gue --tun-port 6080")
 	})
 }

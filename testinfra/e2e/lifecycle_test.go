@@ -226,7 +226,7 @@ func TestDestroyLeavesTheHostsOwnDeviceUp(t *testing.T) {
 	reset(t)
 	mustTunplan(t, example, 0, "apply", "--auto-approve")
 	ssh := `  ssh { host = "198.19.0.11" }` + "\n"
-	onEth0 := planVariant(t, ssh, ssh+`  vip_device = "eth0"`+"\n")
+	onEth0 := planVariant(t, example, ssh, ssh+`  vip_device = "eth0"`+"\n")
 	mustTunplan(t, onEth0, 0, "apply", "--auto-approve")
 	if got := sh(t, "director", "ip -4 -o addr show dev eth0"); !strings.Contains(got, " "+vip+"/32 ") {
 		t.Fatalf("the VIP is not on the director's eth0:\n%s", got)
@@ -243,15 +243,15 @@ func TestDestroyLeavesTheHostsOwnDeviceUp(t *testing.T) {
 	assertTunnelTraffic(t)
 }
 
-// planVariant is the example with old (which it must hold once) replaced by new, in a temporary file.
-func planVariant(t *testing.T, old, new string) string {
+// planVariant is plan with old (which it must hold once) replaced by new, in a temporary file.
+func planVariant(t *testing.T, plan, old, new string) string {
 	t.Helper()
-	src, err := os.ReadFile(example)
+	src, err := os.ReadFile(plan)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Count(string(src), old) != 1 {
-		t.Fatalf("the example does not hold %q once", old)
+		t.Fatalf("%s does not hold %q once", plan, old)
 	}
 	p := filepath.Join(t.TempDir(), "variant.hcl")
 	if err := os.WriteFile(p, []byte(strings.Replace(string(src), old, new, 1)), 0o644); err != nil {

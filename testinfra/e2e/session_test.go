@@ -242,7 +242,7 @@ func TestBastion(t *testing.T) {
 	if !strings.Contains(out, "Error: host lvs01: connect "+lab.DirectorMgmt+":22:") {
 		t.Fatalf("the director is still reachable without the bastion:\n%s", out)
 	}
-	p := planVariant(t, `user          = "root"`, "user          = \"root\"\n  jump          = \"root@"+lab.RouterMgmt+"\"")
+	p := planVariant(t, example, `user          = "root"`, "user          = \"root\"\n  jump          = \"root@"+lab.RouterMgmt+"\"")
 	mustTunplan(t, p, 0, "apply", "--auto-approve")
 	mustTunplan(t, p, 0, "diff")
 	assertTunnelTraffic(t)

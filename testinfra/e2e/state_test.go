@@ -16,7 +16,7 @@ func TestCorruptGeneration(t *testing.T) {
 	reset(t)
 	mustTunplan(t, example, 0, "apply", "--auto-approve") // generations 0 and 1
 	first := kernelState(t)
-	wrr := planVariant(t, `scheduler = "rr"`, `scheduler = "wrr"`)
+	wrr := planVariant(t, example, `scheduler = "rr"`, `scheduler = "wrr"`)
 	mustTunplan(t, wrr, 0, "apply", "--auto-approve") // the director's generation 2
 	gen2 := protocol.StateDir + "/generations/000002.json"
 	sh(t, "director", "head -c 100 "+gen2+" > /tmp/cut && mv /tmp/cut "+gen2)
