@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 	"golang.org/x/crypto/ssh"
 )
@@ -115,7 +116,7 @@ func dialSH(t *testing.T) (*Conn, *shServer) {
 		t.Fatal(err)
 	}
 	<-ready
-	conn := &Conn{Target: Target{Name: "lvs01", User: "root"}, client: ssh.NewClient(c, chans, reqs)}
+	conn := &Conn{Target: target.Target{Name: "lvs01", User: "root"}, client: ssh.NewClient(c, chans, reqs)}
 	t.Cleanup(func() { conn.Close() })
 	return conn, srv
 }

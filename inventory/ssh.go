@@ -1,3 +1,5 @@
+// Package inventory reaches the hosts of a plan: SSH connections verified against known_hosts, the
+// helper uploaded over SFTP, and the helper run with a JSON request.
 package inventory
 
 import (
@@ -6,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/tunplan/tunplan/inventory/target"
 )
 
 // DialTimeout bounds the TCP connect and the SSH handshake to one host.
@@ -24,7 +27,7 @@ var CommandTimeout = 5 * time.Minute
 
 // Conn is the one SSH connection tunplan keeps to a host for a whole run.
 type Conn struct {
-	Target   Target
+	Target   target.Target
 	client   *ssh.Client
 	jump     *Conn       // the bastion's connection, closed with this one
 	uploaded int64       // helper bytes sent to this host in this run
@@ -36,7 +39,7 @@ func (c *Conn) Uploaded() int64 { return c.uploaded }
 
 // Dial connects to t, verifying the host key against t.KnownHosts. An unknown or changed key is
 // refused with the fingerprint the host presented.
-func Dial(t Target) (*Conn, error) {
+func Dial(t target.Target) (*Conn, error) {
 	cfg, err := clientConfig(t)
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", t.Name, err)
@@ -81,10 +84,10 @@ func closeJump(j *Conn) {
 	}
 }
 
-func clientConfig(t Target) (*ssh.ClientConfig, error) {
-	khPath := ExpandHome(t.KnownHosts)
+func clientConfig(t target.Target) (*ssh.ClientConfig, error) {
+	khPath := target.ExpandHome(t.KnownHosts)
 	if khPath == "" {
-		khPath = ExpandHome("~/.ssh/known_hosts")
+		khPath = target.ExpandHome("~/.ssh/known_hosts")
 	}
 	hostKeys, err := knownhosts.New(khPath)
 	if err != nil {
@@ -93,7 +96,7 @@ func clientConfig(t Target) (*ssh.ClientConfig, error) {
 	var auths []ssh.AuthMethod
 	var signers []ssh.Signer
 	for _, f := range t.IdentityFile {
-		pem, err := os.ReadFile(ExpandHome(f))
+		pem, err := os.ReadFile(target.ExpandHome(f))
 		if err != nil {
 			return nil, fmt.Errorf("identity file: %w", err)
 		}
@@ -159,7 +162,7 @@ func verifyHostKey(check ssh.HostKeyCallback, file string) ssh.HostKeyCallback {
 
 // knownAlgorithms asks the server for the key types known_hosts holds for it, so a host with several
 // keys presents the one that can be verified.
-func knownAlgorithms(check ssh.HostKeyCallback, t Target) []string {
+func knownAlgorithms(check ssh.HostKeyCallback, t target.Target) []string {
 	addr := &net.TCPAddr{IP: net.ParseIP(t.Address), Port: t.Port}
 	err := check(net.JoinHostPort(t.Address, strconv.Itoa(t.Port)), addr, probeKey{})
 	var ke *knownhosts.KeyError
@@ -192,17 +195,4 @@ func explainHandshake(err error) error {
 		return fmt.Errorf("authentication refused (wrong user or key not authorized): %w", err)
 	}
 	return err
-}
-
-// ExpandHome expands a leading "~" or "~/" to the user's home directory, as the ssh client does
-// for paths in its configuration.
-func ExpandHome(p string) string {
-	if p != "~" && !strings.HasPrefix(p, "~/") {
-		return p
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return p
-	}
-	return filepath.Join(home, strings.TrimPrefix(p, "~"))
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -115,7 +115,7 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 		sshBlock = sb
 		s = mergeSSH(defaults, l.sshSpec(sb, hostSSHSchema))
 	}
-	h.SSH = inventory.Target{Name: h.Name, Address: h.Address.String(), Port: 22, User: "root", KnownHosts: inventory.ExpandHome("~/.ssh/known_hosts")}
+	h.SSH = target.Target{Name: h.Name, Address: h.Address.String(), Port: 22, User: "root", KnownHosts: target.ExpandHome("~/.ssh/known_hosts")}
 	if !h.Address.IsValid() {
 		h.SSH.Address = ""
 	}
@@ -143,7 +143,7 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 		if user == "" {
 			user = h.SSH.User
 		}
-		h.SSH.Jump = &inventory.Target{Name: h.Name + " (jump " + *s.jump + ")", Address: addr, Port: port, User: user,
+		h.SSH.Jump = &target.Target{Name: h.Name + " (jump " + *s.jump + ")", Address: addr, Port: port, User: user,
 			IdentityFile: h.SSH.IdentityFile, KnownHosts: h.SSH.KnownHosts}
 	}
 	return h

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -34,7 +34,7 @@ type Host struct {
 	Roles     protocol.Roles // director before realserver, no duplicates
 	Address   netip.Addr     // the first of Addresses: the default SSH address
 	Addresses []netip.Addr   // data-plane addresses, at most one per family; for a realserver the RIPs the directors tunnel to
-	SSH       inventory.Target
+	SSH       target.Target
 	VIPDevice string // director: device that carries the VIPs (default tunl0)
 	IPForward bool   // director: set net.ipv4.ip_forward=1 (default true)
 	HideVIP   bool   // realserver: set arp_ignore=1 and arp_announce=2, so it never answers ARP for a VIP (default true)
@@ -50,7 +50,7 @@ type Host struct {
 func (h *Host) Has(r protocol.Role) bool { return h.Roles.Has(r) }
 
 // Target is how to reach the host over SSH.
-func (h *Host) Target() inventory.Target { return h.SSH }
+func (h *Host) Target() target.Target { return h.SSH }
 
 // VirtualService is one virtual_service block: an IPVS service on its directors, tunnelled to its
 // realservers.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -129,10 +129,10 @@ func TestSSHDefaultsAndOverrides(t *testing.T) {
 	home, _ := os.UserHomeDir()
 	keys := []string{filepath.Join(home, ".ssh/a"), "/etc/tunplan/key"}
 	kh := filepath.Join(home, ".ssh/known_hosts")
-	want := map[string]inventory.Target{
+	want := map[string]target.Target{
 		"alpha": {Name: "alpha", Address: "198.18.2.1", Port: 22, User: "deploy", IdentityFile: keys, KnownHosts: kh, Sudo: true},
 		"bravo": {Name: "bravo", Address: "bravo.mgmt.example", Port: 2222, User: "deploy", IdentityFile: keys, KnownHosts: kh, Sudo: true,
-			Jump: &inventory.Target{Name: "bravo (jump ops@198.19.9.9:2200)", Address: "198.19.9.9", Port: 2200, User: "ops", IdentityFile: keys, KnownHosts: kh}},
+			Jump: &target.Target{Name: "bravo (jump ops@198.19.9.9:2200)", Address: "198.19.9.9", Port: 2200, User: "ops", IdentityFile: keys, KnownHosts: kh}},
 		"charlie": {Name: "charlie", Address: "198.18.2.3", Port: 22, User: "deploy", IdentityFile: keys, KnownHosts: kh, Sudo: true},
 	}
 	roles := map[string]string{"alpha": "director+realserver", "bravo": "director", "charlie": "realserver"}

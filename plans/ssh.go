@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 )
 
 var (
@@ -61,13 +61,13 @@ func (l *loader) sshSpec(b *hcl.Block, schema *hcl.BodySchema) sshSpec {
 		if v, _, ok := l.strList(a); ok {
 			s.identitySet = true
 			for _, f := range v {
-				s.identity = append(s.identity, inventory.ExpandHome(f))
+				s.identity = append(s.identity, target.ExpandHome(f))
 			}
 		}
 	}
 	if a := c.Attributes["known_hosts"]; a != nil {
 		if v, ok := l.str(a); ok {
-			v = inventory.ExpandHome(v)
+			v = target.ExpandHome(v)
 			s.knownHosts = &v
 			s.knownHostsRange = a.Expr.Range()
 		}
@@ -168,14 +168,14 @@ func (l *loader) knownHosts(p *Plan) {
 	uses := map[string]*use{}
 	missing := map[string]bool{}
 	for _, h := range p.declOrderHosts() {
-		targets := []inventory.Target{h.SSH}
+		targets := []target.Target{h.SSH}
 		if h.SSH.Jump != nil {
 			targets = append(targets, *h.SSH.Jump)
 		}
 		for i, t := range targets {
 			path := t.KnownHosts
 			if path == "" {
-				path = inventory.ExpandHome("~/.ssh/known_hosts") // what inventory.Dial reads then
+				path = target.ExpandHome("~/.ssh/known_hosts") // what inventory.Dial reads then
 			}
 			gone, checked := missing[path]
 			if !checked {

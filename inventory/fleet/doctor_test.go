@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -36,7 +36,7 @@ func TestDoctor(t *testing.T) {
 	reps := map[string]*protocol.DoctorReport{"lvs01": {Checked: 4}, "shanghai": sick, "old": nil}
 	var mu sync.Mutex
 	var reqs []protocol.Request
-	dial := func(t inventory.Target) (Session, error) {
+	dial := func(t target.Target) (Session, error) {
 		if t.Name == "gone" {
 			return nil, errors.New("host gone: connection refused")
 		}
@@ -44,7 +44,7 @@ func TestDoctor(t *testing.T) {
 	}
 	var hosts []Host
 	for _, n := range []string{"lvs01", "shanghai", "old", "gone"} {
-		hosts = append(hosts, Host{Target: inventory.Target{Name: n}})
+		hosts = append(hosts, Host{Target: target.Target{Name: n}})
 	}
 	r := Open(hosts, dial, Options{Parallel: 2})
 	defer r.Close()

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
@@ -34,11 +34,11 @@ type Uploader interface {
 }
 
 // Connector dials a host and makes its helper ready.
-type Connector func(inventory.Target) (Session, error)
+type Connector func(target.Target) (Session, error)
 
 // Host is one host of a run, as the plan describes it.
 type Host struct {
-	Target  inventory.Target
+	Target  target.Target
 	Roles   protocol.Roles
 	Desired protocol.State // what the plan wants there
 	Address netip.Addr     // the data-plane IPv4 address: a director's probes' source, a realserver's RIP

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
@@ -27,7 +27,7 @@ type fakeSession struct {
 	name string
 }
 
-func (f *fakeHosts) dial(t inventory.Target) (Session, error) {
+func (f *fakeHosts) dial(t target.Target) (Session, error) {
 	if f.unreach[t.Name] {
 		return nil, errors.New("host " + t.Name + ": connection refused")
 	}
@@ -62,9 +62,9 @@ func (s fakeSession) Run(req protocol.Request) (protocol.Response, error) {
 
 func hosts() []Host {
 	return []Host{
-		{Target: inventory.Target{Name: "rs1"}, Roles: protocol.Roles{protocol.Realserver}},
-		{Target: inventory.Target{Name: "lvs01"}, Roles: protocol.Roles{protocol.Director}},
-		{Target: inventory.Target{Name: "rs2"}, Roles: protocol.Roles{protocol.Realserver}},
+		{Target: target.Target{Name: "rs1"}, Roles: protocol.Roles{protocol.Realserver}},
+		{Target: target.Target{Name: "lvs01"}, Roles: protocol.Roles{protocol.Director}},
+		{Target: target.Target{Name: "rs2"}, Roles: protocol.Roles{protocol.Realserver}},
 	}
 }
 

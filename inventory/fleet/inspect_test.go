@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -25,7 +25,7 @@ func (s inventorySession) Run(req protocol.Request) (protocol.Response, error) {
 func TestInspect(t *testing.T) {
 	lvs := &protocol.Inventory{Services: []protocol.Service{{Protocol: "tcp", Address: netip.MustParseAddr("198.18.48.180"), Port: 80, Scheduler: "rr"}}}
 	invs := map[string]*protocol.Inventory{"lvs01": lvs, "old": nil}
-	dial := func(t inventory.Target) (Session, error) {
+	dial := func(t target.Target) (Session, error) {
 		if t.Name == "gone" {
 			return nil, errors.New("host gone: connection refused")
 		}
@@ -33,7 +33,7 @@ func TestInspect(t *testing.T) {
 	}
 	var hosts []Host
 	for _, n := range []string{"lvs01", "old", "gone"} {
-		hosts = append(hosts, Host{Target: inventory.Target{Name: n}})
+		hosts = append(hosts, Host{Target: target.Target{Name: n}})
 	}
 	r := Open(hosts, dial, Options{Parallel: 2})
 	defer r.Close()

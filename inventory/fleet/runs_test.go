@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -26,7 +26,7 @@ type toSession struct {
 	name string
 }
 
-func (t *toRecorder) dial(target inventory.Target) (Session, error) {
+func (t *toRecorder) dial(target target.Target) (Session, error) {
 	s, err := t.fakeHosts.dial(target)
 	if err != nil {
 		return nil, err

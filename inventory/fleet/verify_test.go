@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
@@ -30,7 +30,7 @@ type verifySession struct {
 	name string
 }
 
-func (f *verifyHosts) dial(t inventory.Target) (Session, error) {
+func (f *verifyHosts) dial(t target.Target) (Session, error) {
 	return verifySession{f, t.Name}, nil
 }
 
@@ -95,12 +95,12 @@ func verifyFleet() []Host {
 		return protocol.Destination{Address: a, Port: port, Weight: 1, Forward: protocol.ForwardTunnel}
 	}
 	return []Host{
-		{Target: inventory.Target{Name: "lvs01"}, Roles: protocol.Roles{protocol.Director}, Address: dirAddr, Desired: protocol.State{Services: []protocol.Service{
+		{Target: target.Target{Name: "lvs01"}, Roles: protocol.Roles{protocol.Director}, Address: dirAddr, Desired: protocol.State{Services: []protocol.Service{
 			{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr", Destinations: []protocol.Destination{dest(rip1, 80), dest(ripGone, 80), dest(rip2, 80)}},
 			{Protocol: "udp", Address: vip, Port: 53, Scheduler: "rr", Destinations: []protocol.Destination{dest(rip1, 53)}},
 		}}},
-		{Target: inventory.Target{Name: "shanghai"}, Roles: protocol.Roles{protocol.Realserver}, Address: rip1},
-		{Target: inventory.Target{Name: "beijing"}, Roles: protocol.Roles{protocol.Realserver}, Address: rip2},
+		{Target: target.Target{Name: "shanghai"}, Roles: protocol.Roles{protocol.Realserver}, Address: rip1},
+		{Target: target.Target{Name: "beijing"}, Roles: protocol.Roles{protocol.Realserver}, Address: rip2},
 	}
 }
 
@@ -215,7 +215,7 @@ func TestVerifyDirectorFailures(t *testing.T) {
 // TestVerifyUnreachableRealserver: the cause of a failure whose realserver cannot be asked says so.
 func TestVerifyUnreachableRealserver(t *testing.T) {
 	f := &verifyHosts{outcome: map[string]protocol.ProbeOutcome{rip2.String(): protocol.ProbeNoAnswer}}
-	dial := func(t inventory.Target) (Session, error) {
+	dial := func(t target.Target) (Session, error) {
 		if t.Name == "beijing" {
 			return nil, errors.New("host beijing: connect 198.19.0.22:22: connection refused")
 		}
@@ -369,14 +369,14 @@ func TestVerifyFWMarkAndIPv6(t *testing.T) {
 		return protocol.Mark{Protocol: "tcp", Address: vip, Port: port, Mark: 1}
 	}
 	hosts := []Host{
-		{Target: inventory.Target{Name: "lvs01"}, Roles: protocol.Roles{protocol.Director}, Address: dirAddr, Desired: protocol.State{
+		{Target: target.Target{Name: "lvs01"}, Roles: protocol.Roles{protocol.Director}, Address: dirAddr, Desired: protocol.State{
 			Services: []protocol.Service{
 				{Address: netip.IPv4Unspecified(), FWMark: 1, Scheduler: "rr", Destinations: []protocol.Destination{{Address: rip1, Weight: 1, Forward: protocol.ForwardTunnel}}},
 				{Protocol: "tcp", Address: vip6, Port: 80, Scheduler: "rr", Destinations: []protocol.Destination{{Address: rip6, Port: 80, Weight: 1, Forward: protocol.ForwardTunnel}}},
 			},
 			Marks: []protocol.Mark{mark(80), mark(443), {Protocol: "tcp", Address: vip, Port: 8080, Mark: 2}},
 		}},
-		{Target: inventory.Target{Name: "shanghai"}, Roles: protocol.Roles{protocol.Realserver}, Address: rip1},
+		{Target: target.Target{Name: "shanghai"}, Roles: protocol.Roles{protocol.Realserver}, Address: rip1},
 	}
 	f := &verifyHosts{}
 	r := Open(hosts, f.dial, Options{Parallel: 2})

@@ -3,7 +3,7 @@ package imports
 import (
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 )
 
 // tunplan's SSH defaults, which a plan's ssh block need not say.
@@ -28,10 +28,10 @@ type SSH struct {
 // ssh block (~ expanded), so that import reads the hosts as applying the plan will reach them. jump
 // is Jump parsed (its Address, Port and User), nil without one; it gets the host's keys and
 // known_hosts, and the host's user unless it names one.
-func (s SSH) Target(name, addr string, jump *inventory.Target) inventory.Target {
-	t := inventory.Target{Name: name, Address: addr, Port: s.Port, User: s.User, KnownHosts: inventory.ExpandHome(s.KnownHosts), Sudo: s.Sudo}
+func (s SSH) Target(name, addr string, jump *target.Target) target.Target {
+	t := target.Target{Name: name, Address: addr, Port: s.Port, User: s.User, KnownHosts: target.ExpandHome(s.KnownHosts), Sudo: s.Sudo}
 	for _, f := range s.IdentityFiles {
-		t.IdentityFile = append(t.IdentityFile, inventory.ExpandHome(f))
+		t.IdentityFile = append(t.IdentityFile, target.ExpandHome(f))
 	}
 	if jump != nil {
 		j := *jump
@@ -68,7 +68,7 @@ func (s SSH) attributes() []attribute {
 	default:
 		out = append(out, attribute{"identity_file", stringList(s.IdentityFiles)})
 	}
-	if inventory.ExpandHome(s.KnownHosts) != inventory.ExpandHome(DefaultKnownHosts) {
+	if target.ExpandHome(s.KnownHosts) != target.ExpandHome(DefaultKnownHosts) {
 		out = append(out, attribute{"known_hosts", cty.StringVal(s.KnownHosts)})
 	}
 	if s.Sudo {

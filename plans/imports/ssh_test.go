@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tunplan/tunplan/inventory"
+	"github.com/tunplan/tunplan/inventory/target"
 )
 
 // The SSH settings that are not the defaults go into the plan's ssh block, and the plan reaches
@@ -18,11 +18,11 @@ func TestSSH(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	jump := &inventory.Target{Address: "bastion", Port: 2200, User: "ops"}
+	jump := &target.Target{Address: "bastion", Port: 2200, User: "ops"}
 	cases := []struct {
 		name  string
 		ssh   SSH
-		jump  *inventory.Target
+		jump  *target.Target
 		block string // "": none
 	}{
 		{"defaults", defaultSSH, nil, ""},
@@ -31,7 +31,7 @@ func TestSSH(t *testing.T) {
 			"ssh {\n  identity_file = \"~/.ssh/lab\"\n}\n"},
 		{"all", SSH{User: "deploy", Port: 2222, IdentityFiles: []string{"/keys/a", "/keys/b"}, KnownHosts: "/lab/known_hosts", Sudo: true, Jump: "ops@bastion:2200"}, jump,
 			"ssh {\n  user          = \"deploy\"\n  port          = 2222\n  identity_file = [\"/keys/a\", \"/keys/b\"]\n  known_hosts   = \"/lab/known_hosts\"\n  sudo          = true\n  jump          = \"ops@bastion:2200\"\n}\n"},
-		{"a jump without a user", SSH{User: "deploy", Port: DefaultPort, KnownHosts: DefaultKnownHosts, Jump: "bastion"}, &inventory.Target{Address: "bastion", Port: 22},
+		{"a jump without a user", SSH{User: "deploy", Port: DefaultPort, KnownHosts: DefaultKnownHosts, Jump: "bastion"}, &target.Target{Address: "bastion", Port: 22},
 			"ssh {\n  user = \"deploy\"\n  jump = \"bastion\"\n}\n"},
 	}
 	for _, c := range cases {

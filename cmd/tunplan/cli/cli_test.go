@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/tunplan/tunplan/cmd/tunplan/helperbin"
-	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
@@ -38,7 +38,7 @@ type fakeHosts struct {
 	held     map[string][]protocol.Held // what a host's watcher holds at weight 0
 }
 
-func (f *fakeHosts) connect(t inventory.Target) (fleet.Session, error) {
+func (f *fakeHosts) connect(t target.Target) (fleet.Session, error) {
 	if err := f.fail[t.Name]; err != nil {
 		return nil, err
 	}

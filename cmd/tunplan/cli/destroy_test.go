@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
@@ -28,7 +28,7 @@ type destroySession struct {
 	name string
 }
 
-func (f *destroyHosts) connect(t inventory.Target) (fleet.Session, error) {
+func (f *destroyHosts) connect(t target.Target) (fleet.Session, error) {
 	s, err := f.fakeHosts.connect(t)
 	if err != nil {
 		return nil, err

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -25,7 +25,7 @@ type stateSession struct {
 	name string
 }
 
-func (f *stateHosts) connect(t inventory.Target) (fleet.Session, error) {
+func (f *stateHosts) connect(t target.Target) (fleet.Session, error) {
 	s, err := f.fakeHosts.connect(t)
 	if err != nil {
 		return nil, err

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tunplan/tunplan/internal/remotetext"
-	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/plans"
 	"github.com/tunplan/tunplan/plans/imports"
@@ -216,7 +216,7 @@ func (o *importOptions) ssh() imports.SSH {
 }
 
 // jumpTarget parses --jump, "[user@]host[:port]", as the plan's jump attribute.
-func (o *importOptions) jumpTarget() (*inventory.Target, error) {
+func (o *importOptions) jumpTarget() (*target.Target, error) {
 	if o.jump == "" {
 		return nil, nil
 	}
@@ -224,7 +224,7 @@ func (o *importOptions) jumpTarget() (*inventory.Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--jump %q: %v: want [user@]host[:port]", o.jump, err)
 	}
-	return &inventory.Target{User: user, Address: host, Port: port}, nil
+	return &target.Target{User: user, Address: host, Port: port}, nil
 }
 
 // write writes the plan to -o (through a temporary file, so a failure leaves no half plan) or to

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"unicode"
 
-	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
 	"github.com/tunplan/tunplan/plans"
@@ -30,16 +30,16 @@ type inventoryHosts struct {
 	changes map[string][]change.Change     // what diff reports, by plan name
 	fail    map[string]error               // SSH addresses that cannot be reached
 	errs    map[string]string              // what inspect answers as its error, by SSH address
-	targets map[string]inventory.Target    // by plan name
+	targets map[string]target.Target       // by plan name
 	calls   []string                       // "name op"
 	desired map[string]protocol.State      // what each diff asked for, by plan name
 }
 
-func (f *inventoryHosts) connect(t inventory.Target) (fleet.Session, error) {
+func (f *inventoryHosts) connect(t target.Target) (fleet.Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.targets == nil {
-		f.targets, f.desired = map[string]inventory.Target{}, map[string]protocol.State{}
+		f.targets, f.desired = map[string]target.Target{}, map[string]protocol.State{}
 	}
 	f.targets[t.Name] = t
 	if err := f.fail[t.Address]; err != nil {
@@ -50,7 +50,7 @@ func (f *inventoryHosts) connect(t inventory.Target) (fleet.Session, error) {
 
 type inventorySession struct {
 	f *inventoryHosts
-	t inventory.Target
+	t target.Target
 }
 
 func (s inventorySession) Close() error { return nil }
@@ -259,9 +259,9 @@ func TestImportToStdoutWithSSHFlags(t *testing.T) {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 	got := f.targets["lvs01"]
-	want := inventory.Target{Name: "lvs01", Address: "198.19.0.11", Port: 2222, User: "deploy", IdentityFile: []string{"/keys/a", "/keys/b"},
+	want := target.Target{Name: "lvs01", Address: "198.19.0.11", Port: 2222, User: "deploy", IdentityFile: []string{"/keys/a", "/keys/b"},
 		KnownHosts: "/lab/known_hosts", Sudo: true,
-		Jump: &inventory.Target{Name: "lvs01 (jump ops@bastion:2200)", Address: "bastion", Port: 2200, User: "ops", IdentityFile: []string{"/keys/a", "/keys/b"}, KnownHosts: "/lab/known_hosts"}}
+		Jump: &target.Target{Name: "lvs01 (jump ops@bastion:2200)", Address: "bastion", Port: 2200, User: "ops", IdentityFile: []string{"/keys/a", "/keys/b"}, KnownHosts: "/lab/known_hosts"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("target %+v (jump %+v)\nwant %+v (jump %+v)", got, got.Jump, want, want.Jump)
 	}

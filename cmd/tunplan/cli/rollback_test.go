@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -25,7 +25,7 @@ type toSession struct {
 	name string
 }
 
-func (f *toHosts) connect(t inventory.Target) (fleet.Session, error) {
+func (f *toHosts) connect(t target.Target) (fleet.Session, error) {
 	s, err := f.fakeHosts.connect(t)
 	if err != nil {
 		return nil, err

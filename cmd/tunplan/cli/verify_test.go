@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
@@ -26,7 +26,7 @@ type verifyHosts struct {
 	calls    []string
 }
 
-func (f *verifyHosts) connect(t inventory.Target) (fleet.Session, error) {
+func (f *verifyHosts) connect(t target.Target) (fleet.Session, error) {
 	if f.unreach[t.Name] {
 		return nil, errors.New("host " + t.Name + ": connect " + t.Address + ":22: connection refused")
 	}

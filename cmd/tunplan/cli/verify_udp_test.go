@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tunplan/tunplan/inventory"
 	"github.com/tunplan/tunplan/inventory/fleet"
+	"github.com/tunplan/tunplan/inventory/target"
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
@@ -52,7 +52,7 @@ type udpSession struct {
 	u *udpHosts
 }
 
-func (u *udpHosts) connect(t inventory.Target) (fleet.Session, error) {
+func (u *udpHosts) connect(t target.Target) (fleet.Session, error) {
 	s, err := u.verifyHosts.connect(t)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,13 @@
-// Package inventory reaches the hosts of a plan: SSH connections verified against known_hosts, the
-// helper uploaded over SFTP, and the helper run with a JSON request.
-package inventory
+// Package target is how to reach a host over SSH, as plain data: the plan fills it in and inventory
+// dials it. It links no SSH code, so the plan (plans/) stays data and connecting stays with
+// orchestration.
+package target
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+)
 
 // Target is how to reach one host over SSH, as the plan's host block (and its defaults) describe it.
 type Target struct {
@@ -12,4 +19,17 @@ type Target struct {
 	KnownHosts   string   // known_hosts file; default ~/.ssh/known_hosts
 	Sudo         bool     // run the helper with `sudo -n` (user is not root)
 	Jump         *Target  // bastion to connect through (OpenSSH's ProxyJump); nil: connect directly
+}
+
+// ExpandHome expands a leading "~" or "~/" to the user's home directory, as the ssh client does
+// for paths in its configuration.
+func ExpandHome(p string) string {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return p
+	}
+	return filepath.Join(home, strings.TrimPrefix(p, "~"))
 }
