@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -164,19 +163,7 @@ func TestHealthChecksGoThroughGUE(t *testing.T) {
 	plan := planVariant(t, tunnelsExample, gue, gue+"  health_check {\n    interval = \"1s\"\n    timeout = \"500ms\"\n    fall = 2\n  }\n")
 	mustTunplan(t, plan, 0, "apply", "--auto-approve")
 	t.Cleanup(func() { lab.Sh("director", "pkill -f '^"+protocol.HelperPath+" watch$'") })
-	pcap := filepath.Join(lab.RunDir(), "checks.pcap")
-	sh(t, "router", fmt.Sprintf("rm -f %[1]s; timeout 60 tcpdump -i lan0 -nn -U -Z root -w %[1]s 'ip proto 4 or ip proto 47 or udp port %[2]d' >/tmp/tcpdump.log 2>&1 & echo $! > /tmp/tcpdump.pid; "+
-		"for i in $(seq 50); do grep -q listening /tmp/tcpdump.log && exit 0; sleep 0.1; done; cat /tmp/tcpdump.log; exit 1", pcap, guePort))
-	time.Sleep(3 * time.Second) // three rounds of checks
-	sh(t, "router", "pid=$(cat /tmp/tcpdump.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.1; done")
-	raw, err := os.ReadFile(pcap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	packets, err := readTunnelled(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	packets := captureTunnelled(t, func() { time.Sleep(3 * time.Second) }) // three rounds of checks
 	checked := map[string]int{}
 	for _, e := range packets {
 		if e.innerD != netip.AddrPortFrom(netip.MustParseAddr(vipGUE), 80) {

@@ -286,29 +286,40 @@ var (
 func probeTunnel(t *testing.T, v string, n int) tunnelTraffic {
 	t.Helper()
 	tr := tunnelTraffic{vip: v}
-	pcap := filepath.Join(lab.RunDir(), "tunnels.pcap")
 	sh(t, "director", "ipvsadm -Z")
+	tr.packets = captureTunnelled(t, func() {
+		for i := 0; i < n; i++ {
+			out, err := lab.Exec("client", "curl", "-s", "--max-time", "5", "http://"+v+"/")
+			if err != nil {
+				out = "(no answer: " + err.Error() + ")"
+			}
+			tr.answers = append(tr.answers, strings.TrimSpace(out))
+		}
+	})
+	// The kernel folds its per-CPU IPVS counters into what ipvsadm shows every 2 s.
+	tr.stats = sh(t, "director", "sleep 2.5; ipvsadm -Ln --stats -t "+v+":80")
+	tr.inPkts, tr.outPkts = lab.Counters(tr.stats)
+	return tr
+}
+
+// captureTunnelled captures on the router's LAN bridge (the director's side of the router) every
+// IPIP, GRE and GUE packet while during runs, and returns them.
+func captureTunnelled(t *testing.T, during func()) []encap {
+	t.Helper()
+	pcap := filepath.Join(lab.RunDir(), "tunnels.pcap")
 	sh(t, "router", fmt.Sprintf("rm -f %[1]s; timeout 120 tcpdump -i lan0 -nn -U -Z root -w %[1]s 'ip proto 4 or ip proto 47 or udp port %[2]d' >/tmp/tcpdump.log 2>&1 & echo $! > /tmp/tcpdump.pid; "+
 		"for i in $(seq 50); do grep -q listening /tmp/tcpdump.log && exit 0; sleep 0.1; done; cat /tmp/tcpdump.log; exit 1", pcap, guePort))
-	for i := 0; i < n; i++ {
-		out, err := lab.Exec("client", "curl", "-s", "--max-time", "5", "http://"+v+"/")
-		if err != nil {
-			out = "(no answer: " + err.Error() + ")"
-		}
-		tr.answers = append(tr.answers, strings.TrimSpace(out))
-	}
+	during()
 	sh(t, "router", "sleep 0.5; pid=$(cat /tmp/tcpdump.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.1; done")
 	raw, err := os.ReadFile(pcap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr.packets, err = readTunnelled(raw); err != nil {
+	packets, err := readTunnelled(raw)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The kernel folds its per-CPU IPVS counters into what ipvsadm shows every 2 s.
-	tr.stats = sh(t, "director", "sleep 2.5; ipvsadm -Ln --stats -t "+v+":80")
-	tr.inPkts, tr.outPkts = lab.Counters(tr.stats)
-	return tr
+	return packets
 }
 
 // problems checks LVS-TUN for a VIP whose service tunnels by kind: both realservers answer in turn,
