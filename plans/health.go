@@ -304,12 +304,12 @@ func (l *loader) validateChecks(p *Plan) {
 }
 
 // desiredCheck is what the directors of s get for its health check (nil when it has none): the
-// check, its Source left for each director to fill, and one probe service per destination of svc,
+// check of its first VIP vip, its Source left for each director to fill, and one probe service per destination of svc,
 // its desired IPVS service; mark is a destination's probe mark. A probe service is a
 // firewall-mark service of that one destination on the checked port, with the service's tunnel:
 // the watcher's socket marks a check's packets, and IPVS wraps them as it wraps a client's. It
 // needs no mark rule.
-func (s *VirtualService) desiredCheck(svc protocol.Service, family netip.Addr, mark func(protocol.Destination) uint32) (*protocol.HealthCheck, []protocol.Service) {
+func (s *VirtualService) desiredCheck(svc protocol.Service, vip netip.Addr, mark func(protocol.Destination) uint32) (*protocol.HealthCheck, []protocol.Service) {
 	if s.Check == nil {
 		return nil, nil
 	}
@@ -321,17 +321,15 @@ func (s *VirtualService) desiredCheck(svc protocol.Service, family netip.Addr, m
 		Service:    svc.Key(),
 		Type:       s.Check.Type,
 		Port:       port,
-		VIP:        family,
+		VIP:        vip,
 		IntervalMS: int(s.Check.Interval / time.Millisecond),
 		TimeoutMS:  int(s.Check.Timeout / time.Millisecond),
 		Fall:       s.Check.Fall,
 		Rise:       s.Check.Rise,
 	}
-	if s.Check.Type != protocol.CheckTCP {
-		hc.Path, hc.Host, hc.ExpectStatus, hc.ExpectBody = s.Check.Path, s.Check.Host, s.Check.ExpectStatus, s.Check.ExpectBody
-	}
+	hc.Path, hc.Host, hc.ExpectStatus, hc.ExpectBody = s.Check.Path, s.Check.Host, s.Check.ExpectStatus, s.Check.ExpectBody // a tcp check has none (healthCheck)
 	unspec := netip.IPv4Unspecified()
-	if family.Is6() {
+	if vip.Is6() {
 		unspec = netip.IPv6Unspecified()
 	}
 	var probes []protocol.Service
