@@ -24,9 +24,9 @@ func (e *Engine) doctor() (*protocol.DoctorReport, error) {
 		check(rep, genName(n), e.genPath(n), &g, generationFix)
 	}
 	var rec protocol.LastRun
-	check(rep, "the last-run record", e.lastRunPath(), &rec, lastRunFix)
+	check(rep, lastRunName, e.lastRunPath(), &rec, lastRunFix)
 	var c claim
-	check(rep, "the claim", e.claimPath(), &c, claimFix)
+	check(rep, claimName, e.claimPath(), &c, claimFix)
 	return rep, nil
 }
 

@@ -17,13 +17,11 @@ import (
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
-}
+// What errors and doctor call the state files besides the generations.
+const (
+	claimName   = "the claim"
+	lastRunName = "the last-run record"
+)
 
 // repairHint is what to do about a state file that cannot be read.
 const repairHint = "run `tunplan doctor` to see how to repair it"
@@ -166,7 +164,7 @@ func (e *Engine) claims() bool { return e.Session != nil && e.Open != nil }
 // otherClaim describes the claim of another run whose connection is still open, or is "".
 func (e *Engine) otherClaim() string {
 	var c claim
-	if !e.claims() || readJSON(e.claimPath(), &c) != nil || c.Connection == e.Session.String() {
+	if !e.claims() || readState(claimName, e.claimPath(), &c) != nil || c.Connection == e.Session.String() {
 		return ""
 	}
 	s := ParseSession(c.Connection)
@@ -214,7 +212,7 @@ func (e *Engine) Delivered() {
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	var cur protocol.LastRun
-	if readJSON(e.lastRunPath(), &cur) != nil || cur != *last {
+	if readState(lastRunName, e.lastRunPath(), &cur) != nil || cur != *last {
 		return
 	}
 	cur.Reported = true
@@ -226,7 +224,7 @@ func (e *Engine) Delivered() {
 // until a later run records another outcome).
 func (e *Engine) lastRunToTell() *protocol.LastRun {
 	var rec protocol.LastRun
-	if readJSON(e.lastRunPath(), &rec) != nil {
+	if readState(lastRunName, e.lastRunPath(), &rec) != nil {
 		return nil
 	}
 	if rec.Reported && rec.Outcome != protocol.RestoreFailed {
