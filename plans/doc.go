@@ -58,8 +58,8 @@
 //	}
 //
 //	virtual_service "web-checked" {                 # …
-//	  health_check {                                # once; TCP services of IPv4 VIPs
-//	    type          = "http"                      # tcp | http | https | none (default tcp; none: no check)
+//	  health_check {                                # once; services of IPv4 VIPs
+//	    type          = "http"                      # tcp | http | https | udp | none (default tcp, udp for a UDP service; none: no check)
 //	    path          = "/healthz"                  # http, https: starts with / (default "/")
 //	    host          = "www.example.com"           # http, https: Host header, TLS name (default: the VIP)
 //	    expect_status = 200                         # http, https: 100..599 (default 200)
@@ -72,10 +72,11 @@
 //	}
 //
 //	virtual_service "dns" {                         # protocol = "udp", …
-//	  probe {                                       # UDP only: what tunplan verify sends (Plan.Probes)
+//	  probe {                                       # UDP only: what tunplan verify (Plan.Probes) and a udp check send
 //	    send_hex = "7470 0100 0001 …"               # or send = "text": 1..1400 bytes (required)
 //	    expect   = "…"                              # or expect_hex: the reply's first bytes (default: any)
 //	  }
+//	  health_check { type = "udp" }                 # UDP: sends the probe block, checks the start of the reply
 //	}
 //
 // Any block may be generated with a dynamic block (hashicorp/hcl ext/dynblock: for_each, iterator,

@@ -17,10 +17,11 @@ import (
 // destination, through the service's own tunnel, and quiesces (weight 0) the ones that fail.
 type HealthCheck struct {
 	Type         protocol.CheckType
-	Path         string // http, https: default "/"
-	Host         string // http, https: the Host header and TLS server name; "" is the VIP
-	ExpectStatus int    // http, https: default 200
-	ExpectBody   string // http, https: a substring of the body; "" checks none
+	Path         string           // http, https: default "/"
+	Host         string           // http, https: the Host header and TLS server name; "" is the VIP
+	ExpectStatus int              // http, https: default 200
+	ExpectBody   string           // http, https: a substring of the body; "" checks none
+	Payload      protocol.Payload // udp: the service's probe block, the datagram sent and the reply's expected start
 	Interval     time.Duration
 	Timeout      time.Duration
 	Fall         int // consecutive failures that quiesce a destination
@@ -50,7 +51,8 @@ var httpOnly = []string{"path", "host", "expect_status", "expect_body"}
 
 // healthCheck decodes a virtual_service's health_check block. It returns nil for type "none" and
 // when the block is in error. protocolKnown is false when the service's protocol is in error: what
-// depends on it is then not judged.
+// depends on it (the default type among others) is then not judged. A udp check sends the
+// service's probe block, so s.Probe must be decoded already.
 func (l *loader) healthCheck(s *VirtualService, b *hcl.Block, protocolKnown bool) *HealthCheck {
 	c, d := b.Body.Content(healthCheckSchema)
 	l.diags = append(l.diags, d...)
@@ -58,30 +60,53 @@ func (l *loader) healthCheck(s *VirtualService, b *hcl.Block, protocolKnown bool
 		return nil
 	}
 	ok := true
+	udp := s.Protocol == "udp"
 	hc := &HealthCheck{Type: protocol.CheckTCP, Path: "/", ExpectStatus: 200, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout,
 		Fall: DefaultCheckFall, Rise: DefaultCheckRise, DeclRange: b.DefRange}
-	typeKnown, none := true, false
+	if udp {
+		hc.Type = protocol.CheckUDP
+	}
+	typeKnown, none := protocolKnown, false // the default type is the protocol's
+	typeAt := b.DefRange                    // where a refusal of the type points: its attribute, or the block for the default
 	if a := c.Attributes["type"]; a != nil {
-		typeKnown = false
+		typeKnown, typeAt = false, a.Expr.Range()
 		if v, vok := l.str(a); vok {
 			switch v {
-			case "tcp", "http", "https":
+			case "tcp", "http", "https", "udp":
 				hc.Type, typeKnown = protocol.CheckType(v), true
 			case "none":
 				none, typeKnown = true, true
 			default:
-				l.errorf(a.Expr.Range(), "Unknown health check type", "Type %q is not a check tunplan runs%s: use %s (\"tcp\", the default, connects to VIP:port; \"http\" and \"https\" also GET path; \"none\" turns checking off).",
+				l.errorf(a.Expr.Range(), "Unknown health check type", "Type %q is not a check tunplan runs%s: use %s (\"tcp\", the default of a TCP service, connects to VIP:port; \"http\" and \"https\" also GET path; \"udp\", the default of a UDP service, sends its probe block and reads the reply; \"none\" turns checking off).",
 					v, suggest(strings.ToLower(v), protocol.CheckTypes), quotedList(protocol.CheckTypes))
 			}
 		}
 		ok = ok && typeKnown
+		switch {
+		case !protocolKnown || !typeKnown || none:
+		case hc.Type == protocol.CheckUDP && s.Protocol == "tcp":
+			ok = false
+			l.errorf(typeAt, "UDP check on a TCP service",
+				"virtual_service %q is a TCP service: a udp check sends a datagram and waits for one back, which a TCP service does not answer. Set type = \"tcp\" (the default), \"http\" or \"https\"; or set protocol = \"udp\" if %q is a UDP service.", s.Name, s.Name)
+		case hc.Type != protocol.CheckUDP && udp:
+			ok = false
+			fix := "Set type = \"udp\", or remove type (udp is the default of a UDP service): it sends the service's probe block and reads the reply."
+			if s.FWMark != 0 {
+				fix = "Remove the health_check block, or set type = \"none\": a firewall-mark service has no probe block for a udp check to send."
+			}
+			l.errorf(typeAt, "TCP check on a UDP service",
+				"virtual_service %q is a UDP service, but type %q checks over TCP, which the service does not carry. %s", s.Name, hc.Type, fix)
+		}
 	}
-	if typeKnown && hc.Type == protocol.CheckTCP && !none {
+	if typeKnown && !none && !hc.isHTTP() {
+		detail := "A tcp check only connects to VIP:port: it sends no request and reads no answer, so %[1]s means nothing to it. Remove %[1]s, or set type = \"http\" (or \"https\") to check the answer."
+		if hc.Type == protocol.CheckUDP {
+			detail = "A udp check sends the service's probe block and checks the start of the reply (the probe block's expect), so %[1]s means nothing to it. Remove %[1]s."
+		}
 		for _, name := range httpOnly {
 			if a := c.Attributes[name]; a != nil {
 				ok = false
-				l.errorf(a.NameRange, "Attribute applies to http and https checks only",
-					"A tcp check only connects to VIP:port: it sends no request and reads no answer, so %s means nothing to it. Remove %s, or set type = \"http\" (or \"https\") to check the answer.", name, name)
+				l.errorf(a.NameRange, "Attribute applies to http and https checks only", detail, name)
 			}
 		}
 	}
@@ -156,18 +181,29 @@ func (l *loader) healthCheck(s *VirtualService, b *hcl.Block, protocolKnown bool
 			"virtual_service %q has IPv6 VIPs; health checks are not supported for them yet: they run over IPv4 in this version. Remove the health_check block, or set type = \"none\".", s.Name)
 		return nil
 	}
-	if protocolKnown && s.Protocol == "udp" {
-		l.errorf(b.DefRange, "Health check on a UDP service",
-			"virtual_service %q is a UDP service: UDP checks (with the probe block) are not supported yet; tcp, http and https checks connect over TCP. Remove the health_check block, or set type = \"none\".", s.Name)
+	if udp && hc.Type == protocol.CheckUDP && s.Probe == nil {
+		why := "has no valid probe block to send. Add one, such as probe { send = \"<text>\" } (or send_hex), with expect = \"<text>\" (or expect_hex) for the start of the reply; or set type = \"none\"."
+		if s.FWMark != 0 {
+			why = "is a firewall-mark service, which has no probe block (that is for services of one VIP and port): it has nothing to send. Remove the health_check block, or set type = \"none\"."
+		}
+		l.errorf(typeAt, "UDP check without a probe", "A udp check sends the service's probe datagram and checks the reply, but virtual_service %q %s", s.Name, why)
 		return nil
 	}
 	if !ok {
 		return nil
 	}
-	if hc.Type == protocol.CheckTCP {
+	if !hc.isHTTP() {
 		hc.Path, hc.ExpectStatus = "", 0
 	}
+	if hc.Type == protocol.CheckUDP {
+		hc.Payload = *s.Probe
+	}
 	return hc
+}
+
+// isHTTP tells whether the check is an http or https one, which has the httpOnly attributes.
+func (hc *HealthCheck) isHTTP() bool {
+	return hc.Type == protocol.CheckHTTP || hc.Type == protocol.CheckHTTPS
 }
 
 // forbiddenInRequest is what a request line or header cannot carry unescaped.
@@ -326,8 +362,9 @@ func (s *VirtualService) desiredCheck(svc protocol.Service, vip netip.Addr, mark
 		TimeoutMS:  int(s.Check.Timeout / time.Millisecond),
 		Fall:       s.Check.Fall,
 		Rise:       s.Check.Rise,
+		Payload:    s.Check.Payload, // udp only
 	}
-	hc.Path, hc.Host, hc.ExpectStatus, hc.ExpectBody = s.Check.Path, s.Check.Host, s.Check.ExpectStatus, s.Check.ExpectBody // a tcp check has none (healthCheck)
+	hc.Path, hc.Host, hc.ExpectStatus, hc.ExpectBody = s.Check.Path, s.Check.Host, s.Check.ExpectStatus, s.Check.ExpectBody // a tcp or udp check has none (healthCheck)
 	unspec := netip.IPv4Unspecified()
 	if vip.Is6() {
 		unspec = netip.IPv6Unspecified()

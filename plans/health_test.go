@@ -27,7 +27,7 @@ func TestHealthCheckDiagnostics(t *testing.T) {
 		name, src, summary, detail, pos string
 	}{
 		{"unknown type", base + svc(checkBlock(`type = "htp"`)),
-			"Unknown health check type", `Type "htp" is not a check tunplan runs (did you mean "http"?): use "tcp", "http", "https", "none"`, "19:12"},
+			"Unknown health check type", `Type "htp" is not a check tunplan runs (did you mean "http"?): use "tcp", "http", "https", "udp", "none"`, "19:12"},
 		{"type not a string", base + svc(checkBlock(`type = 80`)),
 			"Unknown health check type", `Type "80" is not a check`, "19:12"},
 		{"timeout equals interval", base + svc(checkBlock(`interval = "1s"`, `timeout = "1s"`)),
@@ -76,10 +76,28 @@ func TestHealthCheckDiagnostics(t *testing.T) {
 			"Unsupported argument", `Did you mean "interval"?`, "19:5"},
 		{"two blocks", base + svc(checkBlock()+"\n  "+checkBlock(`type = "http"`)),
 			"Duplicate health_check block", `virtual_service "web" already has a health_check block at test.hcl:18,3-15`, "19:3"},
-		{"UDP service", base + udp(checkBlock()),
-			"Health check on a UDP service", "UDP checks (with the probe block) are not supported yet", "19:3"},
-		{"UDP firewall-mark service", base + fwm(`protocol = "udp"`, checkBlock(`type = "http"`)),
-			"Health check on a UDP service", "UDP checks (with the probe block) are not supported yet", "20:3"},
+		{"udp check on a TCP service", base + svc(checkBlock(`type = "udp"`)),
+			"UDP check on a TCP service", `virtual_service "web" is a TCP service: a udp check sends a datagram and waits for one back`, "19:12"},
+		{"tcp check on a UDP service", base + udp(probeBlock(`send = "x"`), checkBlock(`type = "tcp"`)),
+			"TCP check on a UDP service", `virtual_service "web" is a UDP service, but type "tcp" checks over TCP, which the service does not carry. Set type = "udp", or remove type`, "23:12"},
+		{"https check on a UDP service", base + udp(probeBlock(`send = "x"`), checkBlock(`type = "https"`)),
+			"TCP check on a UDP service", `type "https" checks over TCP`, "23:12"},
+		{"http check on a UDP firewall-mark service", base + fwm(`protocol = "udp"`, checkBlock(`type = "http"`)),
+			"TCP check on a UDP service", `Remove the health_check block, or set type = "none": a firewall-mark service has no probe block for a udp check to send.`, "21:12"},
+		{"UDP service without a probe", base + udp(checkBlock()),
+			"UDP check without a probe", `virtual_service "web" has no valid probe block to send. Add one, such as probe { send = "<text>" }`, "19:3"},
+		{"udp check without a probe", base + udp(checkBlock(`type = "udp"`)),
+			"UDP check without a probe", "has no valid probe block to send", "20:12"},
+		{"UDP service whose probe has no send", base + udp(probeBlock(`expect = "x"`), checkBlock()),
+			"UDP check without a probe", "has no valid probe block to send", "22:3"},
+		{"UDP firewall-mark service", base + fwm(`protocol = "udp"`, checkBlock()),
+			"UDP check without a probe", `virtual_service "web" is a firewall-mark service, which has no probe block`, "20:3"},
+		{"path on a default udp check", base + udp(probeBlock(`send = "x"`), checkBlock(`path = "/"`)),
+			"Attribute applies to http and https checks only", "A udp check sends the service's probe block and checks the start of the reply (the probe block's expect), so path means nothing to it. Remove path.", "23:5"},
+		{"expect_body on a udp check", base + udp(probeBlock(`send = "x"`), checkBlock(`type = "udp"`, `expect_body = "ok"`)),
+			"Attribute applies to http and https checks only", "so expect_body means nothing to it", "24:5"},
+		{"IPv6 UDP service", base6 + udp(`vip = "2001:2::10"`, checkBlock()),
+			"Health check on an IPv6 service", "health checks are not supported for them yet", "19:3"},
 		{"IPv6 service", base6 + svc(`vip = "2001:2::10"`, checkBlock()),
 			"Health check on an IPv6 service", "health checks are not supported for them yet: they run over IPv4 in this version", "18:3"},
 		{"fwmark at the probe base", base + fwm(fmt.Sprintf("fwmark = %d", protocol.ProbeMarkBase)),
@@ -115,6 +133,10 @@ func TestHealthCheckAccepted(t *testing.T) {
 			&HealthCheck{Type: protocol.CheckTCP, Interval: 100_000_000, Timeout: 10_000_000, Fall: 3, Rise: 2}},
 		{"none", base + svc(checkBlock(`type = "none"`, `path = "/"`)), nil},
 		{"none on a UDP service", base + udp(checkBlock(`type = "none"`)), nil},
+		{"UDP defaults", base + udp(probeBlock(`send = "ping"`, `expect = "pong"`), checkBlock()),
+			&HealthCheck{Type: protocol.CheckUDP, Payload: protocol.Payload{Send: "ping", Expect: "pong"}, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2}},
+		{"udp, any reply", base + udp(probeBlock(`send_hex = "00 01"`), checkBlock(`type = "udp"`, `interval = "5s"`, `timeout = "2s"`, `fall = 1`)),
+			&HealthCheck{Type: protocol.CheckUDP, Payload: protocol.Payload{Send: "\x00\x01"}, Interval: 5_000_000_000, Timeout: 2_000_000_000, Fall: 1, Rise: 2}},
 		{"none on an IPv6 service", base6 + svc(`vip = "2001:2::10"`, checkBlock(`type = "none"`)), nil},
 		{"firewall-mark service", base + fwm(checkBlock()),
 			&HealthCheck{Type: protocol.CheckTCP, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2}},
@@ -182,6 +204,19 @@ func TestHealthCheckDesired(t *testing.T) {
 		if got := jsonOf(s); got != want {
 			t.Errorf("probe service\n%s\nwant\n%s", got, want)
 		}
+	}
+}
+
+// TestHealthCheckDesiredUDP: a director's udp check carries the service's probe block.
+func TestHealthCheckDesiredUDP(t *testing.T) {
+	p, _, diags := Load("test.hcl", []byte(base+udp(probeBlock(`send = "ping"`, `expect = "pong"`), checkBlock())), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	want := `[{"service":{"protocol":"udp","address":"198.18.48.10","port":80},"type":"udp","port":80,"source":"198.18.0.1","vip":"198.18.48.10","payload":{"send":"70696e67","expect":"706f6e67"},` +
+		`"interval_ms":2000,"timeout_ms":1000,"fall":3,"rise":2,"destinations":[{"address":"198.18.1.1","port":80,"weight":1,"mark":1953497088}]}]`
+	if got := jsonOf(p.Desired()["d1"].Checks); got != want {
+		t.Errorf("checks\n%s\nwant\n%s", got, want)
 	}
 }
 

@@ -2,13 +2,14 @@
 // of the checked services through the service's own tunnel, and holds a destination that fails at
 // weight 0 until it passes again.
 //
-// A check is an ordinary Go client (net.Dialer, net/http) whose socket carries the destination's
-// probe mark (SO_MARK) and leaves from the director's own address for the VIP. The VIP is local, so
-// the packet meets IPVS in the output path (ip_vs_local_request4), where the mark selects the probe
-// service of that destination (a firewall-mark service whose one destination is that realserver,
-// with the service's tunnel): IPVS wraps the check exactly as it wraps a client's packet. The
-// realserver answers from the VIP, directly; the director takes that answer in because the plan sets
-// accept_local (its source is a local address) and loose rp_filter on it.
+// A check is an ordinary Go client (net.Dialer, net/http) whose socket (TCP, or UDP for a udp
+// check) carries the destination's probe mark (SO_MARK) and leaves from the director's own address
+// for the VIP. The VIP is local, so the packet meets IPVS in the output path
+// (ip_vs_local_request4), where the mark selects the probe service of that destination (a
+// firewall-mark service whose one destination is that realserver, with the service's tunnel): IPVS
+// wraps the check exactly as it wraps a client's packet. The realserver answers from the VIP,
+// directly; the director takes that answer in because the plan sets accept_local (its source is a
+// local address) and loose rp_filter on it.
 package health
 
 import (
@@ -40,14 +41,55 @@ func Check(ctx context.Context, c protocol.HealthCheck, d protocol.CheckedDestin
 	defer cancel()
 	dl := dialer(d.Mark, c.Source)
 	addr := netip.AddrPortFrom(c.VIP, c.Port).String()
-	if c.Type == protocol.CheckTCP {
+	switch c.Type {
+	case protocol.CheckTCP:
 		conn, err := dl.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return short(err)
 		}
 		return conn.Close()
+	case protocol.CheckUDP:
+		return udpCheck(ctx, c, dl, addr)
 	}
 	return httpCheck(ctx, c, dl, addr)
+}
+
+// minQuoted is the most of a wrong UDP reply a failure quotes, unless the expected bytes are
+// longer: then as many as they.
+const minQuoted = 32
+
+// udpCheck sends the service's probe datagram (Payload.Send) to addr and reads one reply until
+// ctx's deadline, which must start with Payload.Expect (any reply does when it is empty). The
+// socket is connected, so an ICMP port unreachable in answer fails the read with ECONNREFUSED.
+func udpCheck(ctx context.Context, c protocol.HealthCheck, dl *net.Dialer, addr string) error {
+	dl.LocalAddr = &net.UDPAddr{IP: c.Source.AsSlice()} // a UDP dial refuses dialer's TCPAddr ("mismatched local address type")
+	conn, err := dl.DialContext(ctx, "udp", addr)
+	if err != nil {
+		return short(err)
+	}
+	defer conn.Close()
+	deadline, _ := ctx.Deadline()
+	if err := conn.SetDeadline(deadline); err != nil {
+		return err
+	}
+	// Only the reply's start matters: the kernel cuts a longer datagram to the buffer.
+	reply := make([]byte, max(len(c.Payload.Expect), minQuoted))
+	n := 0
+	if _, err = conn.Write([]byte(c.Payload.Send)); err == nil {
+		n, err = conn.Read(reply)
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return errors.New("connection refused")
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("no reply within %s", time.Duration(c.TimeoutMS)*time.Millisecond)
+	case err != nil:
+		return short(err)
+	case !strings.HasPrefix(string(reply[:n]), string(c.Payload.Expect)):
+		return fmt.Errorf("reply %q does not start with %q", reply[:n], string(c.Payload.Expect))
+	}
+	return nil
 }
 
 // httpCheck sends GET path to addr (over TLS for https, the certificate unverified: the check is of

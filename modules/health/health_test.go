@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,6 +73,17 @@ func (f *fakeIPVS) Destinations(svcs []cipvs.Service, _ bool) ([][]cipvs.Destina
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return [][]cipvs.Destination{append([]cipvs.Destination(nil), f.dests...)}, nil
+}
+
+// Counters reads the table with every counter 0.
+func (f *fakeIPVS) Counters(svcs []cipvs.Service) ([][]cipvs.DestinationExtended, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ds []cipvs.DestinationExtended
+	for _, d := range f.dests {
+		ds = append(ds, cipvs.DestinationExtended{Destination: d})
+	}
+	return [][]cipvs.DestinationExtended{ds}, nil
 }
 
 func (f *fakeIPVS) Queue(w ipvs.Write) error {
@@ -218,4 +231,70 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
+}
+
+// udpServer answers each datagram to the address it returns with "PONG " and the datagram, but
+// "quiet" with nothing, until the test ends.
+func udpServer(t *testing.T) netip.AddrPort {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		b := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			if string(b[:n]) != "quiet" {
+				_, _ = pc.WriteTo(append([]byte("PONG "), b[:n]...), from)
+			}
+		}
+	}()
+	return netip.MustParseAddrPort(pc.LocalAddr().String())
+}
+
+// TestUDPCheck runs udp checks against a local server, as the watcher runs them but with mark 0 and
+// from 127.0.0.1 to 127.0.0.1, without a tunnel.
+func TestUDPCheck(t *testing.T) {
+	server := udpServer(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := netip.MustParseAddrPort(pc.LocalAddr().String()).Port() // nothing listens there: an ICMP port unreachable answers
+	pc.Close()
+	lo := netip.MustParseAddr("127.0.0.1")
+	cases := []struct {
+		name         string
+		port         uint16
+		send, expect string
+		timeoutMS    int
+		want         string // "": the check passes
+	}{
+		{"pass", server.Port(), "ping", "PONG ping", 1000, ""},
+		{"any reply", server.Port(), "ping", "", 1000, ""},
+		{"wrong reply", server.Port(), "ping\x00", "PANG", 1000, `reply "PONG ping\x00" does not start with "PANG"`},
+		{"no reply", server.Port(), "quiet", "", 50, "no reply within 50ms"},
+		{"refused", closed, "ping", "", 1000, "connection refused"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			hc := protocol.HealthCheck{Type: protocol.CheckUDP, Port: c.port, Source: lo, VIP: lo, TimeoutMS: c.timeoutMS,
+				Payload: protocol.Payload{Send: protocol.Bytes(c.send), Expect: protocol.Bytes(c.expect)}}
+			err := Check(context.Background(), hc, protocol.CheckedDestination{Address: lo, Port: c.port})
+			if errors.Is(err, syscall.EPERM) {
+				t.Skip("setting SO_MARK needs CAP_NET_ADMIN")
+			}
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != c.want {
+				t.Errorf("%q, want %q", got, c.want)
+			}
+		})
+	}
 }

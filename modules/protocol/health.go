@@ -23,6 +23,7 @@ type HealthCheck struct {
 	Host         string               `json:"host,omitempty"`          // http, https: the Host header (and TLS server name); "" is the VIP
 	ExpectStatus int                  `json:"expect_status,omitempty"` // http, https
 	ExpectBody   string               `json:"expect_body,omitempty"`   // http, https: a substring of the body; "" checks none
+	Payload      Payload              `json:"payload,omitzero"`        // udp: the datagram sent and the reply expected (the service's probe block)
 	IntervalMS   int                  `json:"interval_ms"`
 	TimeoutMS    int                  `json:"timeout_ms"`
 	Fall         int                  `json:"fall"`         // consecutive failures that take a destination out
@@ -56,13 +57,14 @@ const (
 	CheckTCP   CheckType = "tcp"   // a TCP connection to VIP:port is accepted
 	CheckHTTP  CheckType = "http"  // GET path answers expect_status (and holds expect_body)
 	CheckHTTPS CheckType = "https" // the same over TLS (the certificate is not verified: the check is of the path, not of PKI)
+	CheckUDP   CheckType = "udp"   // the service's probe datagram is answered by a reply that starts with its expect bytes
 )
 
 // CheckTypes are the check types a plan may name ("none" turns checking off and reaches no host).
-var CheckTypes = []string{"tcp", "http", "https", "none"}
+var CheckTypes = []string{"tcp", "http", "https", "udp", "none"}
 
 func (t *CheckType) UnmarshalText(b []byte) error {
-	return enum(t, b, "check type", CheckTCP, CheckHTTP, CheckHTTPS)
+	return enum(t, b, "check type", CheckTCP, CheckHTTP, CheckHTTPS, CheckUDP)
 }
 
 // Where the watcher finds its checks, runs from and reports. WatchConfig is one of a director's
@@ -123,13 +125,26 @@ func (h Health) Fresh(now time.Time, spec WatchSpec) bool {
 	return now.Sub(h.Heartbeat) <= 3*shortest+time.Second
 }
 
-// Held is a destination the watcher holds at weight 0, as a diff or an apply reports it: runtime
-// state, not drift. Weight is its plan weight, which it gets back once it passes its checks.
+// Held is a destination held at weight 0 by runtime state, as a diff or an apply reports it: not
+// drift. Weight is its plan weight, which it gets back once it passes its checks and is undrained.
 type Held struct {
 	Service Key        `json:"service"`
 	Address netip.Addr `json:"address"`
 	Port    uint16     `json:"port"`
 	Weight  uint32     `json:"weight"`
+	By      HoldCause  `json:"by"`
 	Since   time.Time  `json:"since"`
-	Reason  string     `json:"reason"` // the last check's result
+	Reason  string     `json:"reason"` // health: the last check's result; drain: who drained it
+}
+
+// HoldCause is what holds a destination at weight 0.
+type HoldCause string
+
+const (
+	HeldByHealth HoldCause = "health" // it fails its checks (the watcher quiesced it)
+	HeldByDrain  HoldCause = "drain"  // an operator drained it (tunplan drain)
+)
+
+func (c *HoldCause) UnmarshalText(b []byte) error {
+	return enum(c, b, "hold cause", HeldByHealth, HeldByDrain)
 }
