@@ -253,6 +253,21 @@ func (f *fakeKernel) Destinations(svcs []cipvs.Service, tunnels bool) ([][]cipvs
 	return out, nil
 }
 
+// Counters reads what the kernel holds, every counter 0.
+func (f *fakeKernel) Counters(svcs []cipvs.Service) ([][]cipvs.DestinationExtended, error) {
+	out := make([][]cipvs.DestinationExtended, len(svcs))
+	for i, s := range svcs {
+		fs, ok := f.svcs[svcKey(s)]
+		if !ok {
+			return nil, errors.New("no such service")
+		}
+		for _, d := range fs.dests {
+			out[i] = append(out[i], cipvs.DestinationExtended{Destination: d})
+		}
+	}
+	return out, nil
+}
+
 // Queue applies an IPVS write at once; its failure is reported by Flush, as the batching client does.
 func (f *fakeKernel) Queue(w ipvs.Write) error {
 	var err error

@@ -218,17 +218,25 @@ func (cl *Client) Destinations(svcs []cipvs.Service, tunnels bool) ([][]cipvs.De
 			}
 			out[i] = ds
 		}
-		ds, err := cl.dumpDestinations(rest)
+		ds, err := dumpDests(cl, rest, decodeDest)
 		for j, i := range at {
 			out[i] = ds[j]
 		}
 		return out, err
 	}
-	return cl.dumpDestinations(svcs)
+	return dumpDests(cl, svcs, decodeDest)
 }
 
-func (cl *Client) dumpDestinations(svcs []cipvs.Service) ([][]cipvs.Destination, error) {
-	out := make([][]cipvs.Destination, len(svcs))
+// Counters dumps the destinations of each service with their counters: out[i] are svcs[i]'s. It
+// reads over netlink whatever the table's size: /proc/net/ip_vs has no totals.
+func (cl *Client) Counters(svcs []cipvs.Service) ([][]cipvs.DestinationExtended, error) {
+	return dumpDests(cl, svcs, decodeDestExtended)
+}
+
+// dumpDests dumps the destinations of each service over netlink, each answer read by decode:
+// out[i] are svcs[i]'s.
+func dumpDests[D any](cl *Client, svcs []cipvs.Service, decode func([]byte, cipvs.AddressFamily) (D, error)) ([][]D, error) {
+	out := make([][]D, len(svcs))
 	if len(svcs) == 0 {
 		return out, nil
 	}
@@ -254,9 +262,9 @@ func (cl *Client) dumpDestinations(svcs []cipvs.Service) ([][]cipvs.Destination,
 				buf = make([]byte, len(cl.buf))
 			}
 			for i := w; i < len(svcs); i += len(conns) {
-				var ds []cipvs.Destination
+				var ds []D
 				errs[i] = cl.dump(c, buf, base+1+uint32(i), getDest, &svcs[i], func(a []byte) error {
-					d, err := decodeDest(a, svcs[i].Family)
+					d, err := decode(a, svcs[i].Family)
 					ds = append(ds, d)
 					return err
 				})

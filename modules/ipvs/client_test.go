@@ -29,6 +29,7 @@ type fakeKernel struct {
 	sends   [][]message // every datagram sent, decoded
 	enobufs bool        // the next receive fails with ENOBUFS and the answers are lost
 	dials   int
+	counts  map[string]protocol.Counters // a destination's counters ("198.18.200.1:80"), in every service
 }
 
 func newFakeKernel() *fakeKernel {
@@ -128,9 +129,9 @@ func (k *fakeKernel) dump(m message) []byte {
 		}
 	case getDest:
 		s, _ := decodeService(m.data[genlHdrLen:])
-		for _, d := range k.svcs[svcName(s)] {
+		for dk, d := range k.svcs[svcName(s)] {
 			add(NewDest, func(b []byte) []byte {
-				return nest(b, cmdAttrDest, func(b []byte) []byte { return appendDest(b, d) })
+				return nest(b, cmdAttrDest, func(b []byte) []byte { return appendCounters(appendDest(b, d), k.counts[dk]) })
 			})
 		}
 	}
@@ -140,6 +141,19 @@ func (k *fakeKernel) dump(m message) []byte {
 	binary.NativeEndian.PutUint16(done[6:], flagMulti)
 	binary.NativeEndian.PutUint32(done[8:], m.seq)
 	return append(out, done...)
+}
+
+// appendCounters appends a destination's counters as the kernel sends them in a dump: the
+// connections now, then the totals (IPVS_DEST_ATTR_STATS64; TestDecodeDestCounters reads the rest).
+func appendCounters(b []byte, c protocol.Counters) []byte {
+	b = putU32(b, destAttrActiveConns, c.ActiveConns)
+	b = putU32(b, destAttrInactConns, c.InactiveConns)
+	return nest(b, destAttrStats64, func(b []byte) []byte {
+		for i, v := range []uint64{c.Conns, c.InPackets, c.OutPackets, c.InBytes, c.OutBytes} {
+			b = putAttr(b, uint16(statsAttrConns+i), ne64(v)...)
+		}
+		return b
+	})
 }
 
 func (k *fakeKernel) apply(m message) syscall.Errno {

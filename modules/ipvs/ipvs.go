@@ -9,6 +9,7 @@ package ipvs
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,6 +29,9 @@ type Kernel interface {
 	// destination's tunnel type, port and flags are read too, which only netlink carries (not
 	// /proc/net/ip_vs); without, they may read as IPIP.
 	Destinations(svcs []cipvs.Service, tunnels bool) ([][]cipvs.Destination, error)
+	// Counters lists the destinations of each service with their connection counts and totals
+	// (the rates are not read): out[i] are svcs[i]'s. Only status reads them, never the apply path.
+	Counters(svcs []cipvs.Service) ([][]cipvs.DestinationExtended, error)
 	// Queue sends or queues one write. An error it returns is an earlier write's (or this
 	// one's) failure, as Flush would report it.
 	Queue(Write) error
@@ -302,13 +306,16 @@ func ipvsStep(open func() (Kernel, error), flush func() error, act change.Action
 	}
 }
 
+// sortDestinations orders a service's destinations by address, then port: the order tunplan lists
+// them in (Facts, Status).
 func sortDestinations(ds []protocol.Destination) {
-	sort.Slice(ds, func(i, j int) bool {
-		if ds[i].Address != ds[j].Address {
-			return ds[i].Address.Less(ds[j].Address)
-		}
-		return ds[i].Port < ds[j].Port
-	})
+	sortByAddrPort(ds, func(d protocol.Destination) netip.AddrPort { return netip.AddrPortFrom(d.Address, d.Port) })
+}
+
+// sortByAddrPort sorts ds by the address and port that at gives: sortDestinations's order, for any
+// type of destination.
+func sortByAddrPort[D any](ds []D, at func(D) netip.AddrPort) {
+	slices.SortFunc(ds, func(a, b D) int { return at(a).Compare(at(b)) })
 }
 
 // ToKernel is the service as tunplan writes it to IPVS (its family, the netmask of one address,

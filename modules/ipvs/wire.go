@@ -48,16 +48,28 @@ const (
 	svcAttrTimeout   = 8
 	svcAttrNetmask   = 9
 
-	destAttrAddr       = 1
-	destAttrPort       = 2
-	destAttrFwdMethod  = 3
-	destAttrWeight     = 4
-	destAttrUThresh    = 5
-	destAttrLThresh    = 6
-	destAttrAddrFamily = 11
-	destAttrTunType    = 13
-	destAttrTunPort    = 14
-	destAttrTunFlags   = 15
+	destAttrAddr         = 1
+	destAttrPort         = 2
+	destAttrFwdMethod    = 3
+	destAttrWeight       = 4
+	destAttrUThresh      = 5
+	destAttrLThresh      = 6
+	destAttrActiveConns  = 7
+	destAttrInactConns   = 8
+	destAttrPersistConns = 9
+	destAttrStats        = 10
+	destAttrAddrFamily   = 11
+	destAttrStats64      = 12
+	destAttrTunType      = 13
+	destAttrTunPort      = 14
+	destAttrTunFlags     = 15
+
+	// the totals nested in destAttrStats and destAttrStats64 (IPVS_STATS_ATTR_*)
+	statsAttrConns    = 1
+	statsAttrInpkts   = 2
+	statsAttrOutpkts  = 3
+	statsAttrInbytes  = 4
+	statsAttrOutbytes = 5
 
 	// netlink (include/uapi/linux/netlink.h, genetlink.h)
 	nlmsgHdrLen   = 16
@@ -239,6 +251,15 @@ func u32(b []byte) uint32 {
 	return binary.NativeEndian.Uint32(b)
 }
 
+// counter is a statistic of IPVS_DEST_ATTR_STATS (a u32, or a u64 for bytes) or of _STATS64
+// (a u64), read by its length.
+func counter(b []byte) uint64 {
+	if len(b) >= 8 {
+		return binary.NativeEndian.Uint64(b)
+	}
+	return uint64(u32(b))
+}
+
 func be16(b []byte) uint16 {
 	if len(b) < 2 {
 		return 0
@@ -355,6 +376,56 @@ func decodeDest(genl []byte, fam cipvs.AddressFamily) (cipvs.Destination, error)
 	})
 	d.Address = addrOf(addr, d.Family)
 	return d, err
+}
+
+// decodeDestExtended reads a destination and its counters from an IPVS_CMD_NEW_DEST answer, as
+// cloudflare/ipvs's unpackDestination does, but for the rates. Only status reads the counters:
+// decodeDest, which the apply path reads with, skips them.
+func decodeDestExtended(genl []byte, fam cipvs.AddressFamily) (cipvs.DestinationExtended, error) {
+	d, err := decodeDest(genl, fam)
+	x := cipvs.DestinationExtended{Destination: d}
+	if err != nil {
+		return x, err
+	}
+	inner, _ := nested(genl, cmdAttrDest, "destination") // decodeDest found it
+
+	var bad error // a malformed statistics attribute
+	err = attrs(inner, func(t uint16, v []byte) {
+		switch t {
+		case destAttrActiveConns:
+			x.ActiveConnections = u32(v)
+		case destAttrInactConns:
+			x.InactiveConnections = u32(v)
+		case destAttrPersistConns:
+			x.PersistentConnections = u32(v)
+		case destAttrStats:
+			bad = errors.Join(bad, decodeStats(v, &x.Stats))
+		case destAttrStats64:
+			bad = errors.Join(bad, decodeStats(v, &x.Stats64))
+		}
+	})
+	return x, errors.Join(err, bad)
+}
+
+// decodeStats reads the totals of an IPVS_DEST_ATTR_STATS or _STATS64 attribute into s (not the
+// rates, which status does not show). The kernel sends both (ip_vs_genl_fill_dest), _STATS64 since
+// Linux 4.1: _STATS has the connection and packet counts as u32, which wrap, the byte counts as u64;
+// _STATS64 has them all as u64.
+func decodeStats(b []byte, s *cipvs.Stats) error {
+	return attrs(b, func(t uint16, v []byte) {
+		switch t {
+		case statsAttrConns:
+			s.Connections = counter(v)
+		case statsAttrInpkts:
+			s.IncomingPackets = counter(v)
+		case statsAttrOutpkts:
+			s.OutgoingPackets = counter(v)
+		case statsAttrInbytes:
+			s.IncomingBytes = counter(v)
+		case statsAttrOutbytes:
+			s.OutgoingBytes = counter(v)
+		}
+	})
 }
 
 func cstring(b []byte) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 
 	cipvs "github.com/cloudflare/ipvs"
@@ -362,5 +363,58 @@ func TestDecodeKernelAnswers(t *testing.T) {
 		if err != nil || d.Address != tc.want || d.Family != tc.wantFam || d.Port != 0 || d.Weight != 5 {
 			t.Errorf("%s: %+v, %v; want %s (family %d), port 0", tc.name, d, err, tc.want, tc.wantFam)
 		}
+	}
+}
+
+func ne64(v uint64) []byte { return binary.NativeEndian.AppendUint64(nil, v) }
+
+// A destination's counters as ip_vs_genl_fill_dest lays them out after its other attributes: the
+// connections now (u32), then IPVS_DEST_ATTR_STATS (connection and packet counts u32, byte counts
+// u64, rates u32) and, since Linux 4.1, IPVS_DEST_ATTR_STATS64 (every one u64). A counter is a
+// header (length, type) and its value in host byte order; where the architecture wants a u64
+// aligned to 8 bytes, nla_put_u64_64bit puts an empty IPVS_STATS_ATTR_PAD (11) before it. The
+// 64-bit totals are read when sent: the 32-bit ones wrap (here at 2^32 connections and packets).
+func TestDecodeDestCounters(t *testing.T) {
+	u32a := func(typ uint16, v uint32) []byte { return slices.Concat(ne16(8), ne16(typ), ne32(v)) }
+	u64a := func(typ uint16, v uint64) []byte { return slices.Concat(ne16(12), ne16(typ), ne64(v)) }
+	pad := slices.Concat(ne16(4), ne16(11))
+	stats := slices.Concat(u32a(1, 7), u32a(2, 1000), u32a(3, 0), pad, u64a(4, 5_000_000_000), u64a(5, 0),
+		u32a(6, 1), u32a(7, 10), u32a(8, 0), u32a(9, 800), u32a(10, 0))
+	stats64 := slices.Concat(u64a(1, 1<<32+7), u64a(2, 1<<33+1000), u64a(3, 0), u64a(4, 5_000_000_000), u64a(5, 0),
+		u64a(6, 1), u64a(7, 10), u64a(8, 0), u64a(9, 800), u64a(10, 0))
+	union4 := []byte{198, 18, 1, 183, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	answer := func(st ...attr) []byte {
+		as := []attr{{destAttrAddr, union4}, {destAttrPort, []byte{0, 80}}, {destAttrFwdMethod, ne32(2)}, {destAttrWeight, ne32(5)},
+			{destAttrTunType, []byte{0}}, {destAttrTunPort, []byte{0, 0}}, {destAttrTunFlags, ne16(0)},
+			{destAttrUThresh, ne32(0)}, {destAttrLThresh, ne32(0)},
+			{destAttrActiveConns, ne32(3)}, {destAttrInactConns, ne32(12)}, {destAttrPersistConns, ne32(0)},
+			{destAttrAddrFamily, ne16(2)}}
+		return kernelAnswer(NewDest, cmdAttrDest, append(as, st...))
+	}
+	wantDest := cipvs.Destination{Address: rip, Port: 80, Family: cipvs.INET, FwdMethod: cipvs.Tunnel, Weight: 5}
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		want protocol.Counters
+	}{
+		{"STATS and STATS64", answer(attr{destAttrStats, stats}, attr{destAttrStats64, stats64}),
+			protocol.Counters{ActiveConns: 3, InactiveConns: 12, Conns: 1<<32 + 7, InPackets: 1<<33 + 1000, InBytes: 5_000_000_000}},
+		{"STATS only (before Linux 4.1)", answer(attr{destAttrStats, stats}),
+			protocol.Counters{ActiveConns: 3, InactiveConns: 12, Conns: 7, InPackets: 1000, InBytes: 5_000_000_000}},
+	} {
+		x, err := decodeDestExtended(tc.msg[genlHdrLen:], cipvs.INET)
+		if err != nil || x.Destination != wantDest {
+			t.Errorf("%s: destination %+v, %v; want %+v", tc.name, x.Destination, err, wantDest)
+		}
+		if got := countersOf(x); got != tc.want {
+			t.Errorf("%s: counters %+v\nwant %+v", tc.name, got, tc.want)
+		}
+		if d, err := decodeDest(tc.msg[genlHdrLen:], cipvs.INET); err != nil || d != wantDest {
+			t.Errorf("%s: decodeDest %+v, %v", tc.name, d, err)
+		}
+	}
+	// A malformed statistics attribute is an error, not counters of 0.
+	if _, err := decodeDestExtended(answer(attr{destAttrStats64, stats64[:30]})[genlHdrLen:], cipvs.INET); err == nil {
+		t.Error("a truncated STATS64 decoded")
 	}
 }
