@@ -256,13 +256,7 @@ func (p *Plan) Desired() map[string]protocol.State {
 	for si, s := range p.Services {
 		vips := s.AllVIPs()
 		family := vips[0]
-		svc := protocol.Service{Protocol: s.Protocol, Address: s.VIP, Port: s.Port, Scheduler: s.Scheduler, Persistence: s.Persistence}
-		if s.FWMark != 0 {
-			svc.Protocol, svc.Address, svc.FWMark = "", netip.IPv4Unspecified(), s.FWMark
-			if family.Is6() {
-				svc.Address = netip.IPv6Unspecified()
-			}
-		}
+		svc := s.kernelService()
 		module, device := receiver(s.Tunnel.Type, family)
 		hostOf := map[netip.Addr]string{} // destination → realserver
 		for _, r := range s.Realservers {
@@ -383,6 +377,19 @@ func (p *Plan) Desired() map[string]protocol.State {
 		out[h.Name] = st
 	}
 	return out
+}
+
+// kernelService is the IPVS service of s, without destinations: a firewall-mark service's address
+// is the unspecified address of its VIPs' family.
+func (s *VirtualService) kernelService() protocol.Service {
+	svc := protocol.Service{Protocol: s.Protocol, Address: s.VIP, Port: s.Port, Scheduler: s.Scheduler, Persistence: s.Persistence}
+	if s.FWMark != 0 {
+		svc.Protocol, svc.Address, svc.FWMark = "", netip.IPv4Unspecified(), s.FWMark
+		if s.AllVIPs()[0].Is6() {
+			svc.Address = netip.IPv6Unspecified()
+		}
+	}
+	return svc
 }
 
 // Probes are the probes of the UDP services whose plan has a probe block, by service: what tunplan

@@ -79,6 +79,7 @@ func watch() int {
 	w := &health.Watcher{
 		Config: protocol.WatchConfig,
 		Status: protocol.HealthFile,
+		Drains: protocol.DrainFile,
 		IPVS:   func() (ipvs.Kernel, error) { return ipvs.Open() },
 		Log:    os.Stdout,
 		Check:  health.Check,

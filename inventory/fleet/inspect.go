@@ -27,6 +27,12 @@ func (r *Run) read(phase Phase, op protocol.Op, what string, has func(protocol.R
 	r.request(r.Hosts, phase, func(h *HostRun) protocol.Request {
 		return protocol.Request{Op: op, Host: h.Name()}
 	})
+	r.require(phase, op, what, has)
+}
+
+// require fails the hosts whose helper answered op in phase without what has checks for (what, in
+// the error).
+func (r *Run) require(phase Phase, op protocol.Op, what string, has func(protocol.Response) bool) {
 	for _, h := range r.Hosts {
 		for i := range h.Results {
 			if res := &h.Results[i]; res.Phase == phase && res.Err == nil && !has(res.Response) {

@@ -147,7 +147,8 @@ func TestWatcher(t *testing.T) {
 	set := func(a netip.Addr, f bool) { mu.Lock(); failing[a] = f; mu.Unlock() }
 	var log bytes.Buffer
 	var logMu sync.Mutex
-	w := &Watcher{Config: cfg, Status: status, IPVS: func() (ipvs.Kernel, error) { return k, nil }, Log: lockedWriter{&logMu, &log}, Every: 20 * time.Millisecond,
+	drains := filepath.Join(dir, "drains.json")
+	w := &Watcher{Config: cfg, Status: status, Drains: drains, IPVS: func() (ipvs.Kernel, error) { return k, nil }, Log: lockedWriter{&logMu, &log}, Every: 20 * time.Millisecond,
 		Check: func(_ context.Context, _ protocol.HealthCheck, d protocol.CheckedDestination) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -204,6 +205,21 @@ func TestWatcher(t *testing.T) {
 	check.Destinations[1].Weight = 5
 	writeSpec(check)
 	waitFor("new plan weight", same(1, 5))
+
+	// An operator drains rs1: it stays at 0 through rs2's fall and rise, and through a drains file
+	// that cannot be read.
+	b, _ := json.Marshal(protocol.Drains{Drains: []protocol.Drain{{Service: svc.Key(), Address: rip1, Port: 80}}})
+	if err := os.WriteFile(drains, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("rs1 drained", same(0, 5))
+	if err := os.WriteFile(drains, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set(rip2, true)
+	waitFor("rs2 out, rs1 still drained", same(0, 0))
+	set(rip2, false)
+	waitFor("rs2 back, rs1 still drained", same(0, 5))
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -215,6 +231,7 @@ func TestWatcher(t *testing.T) {
 		"tunplan-watch: ~ ipvs tcp/198.18.48.180:80 -> 198.18.10.182:80  weight=3 fwd=tunnel => weight=0 fwd=tunnel",
 		"every destination fails its check: all keep their plan weight (fail open)",
 		"tunplan-watch: tcp/198.18.48.180:80 -> 198.18.10.182:80: healthy after 2 checks in a row: ok",
+		"drains.json cannot be read (unexpected end of JSON input): the drains read before stay",
 	} {
 		if !strings.Contains(log.String(), line) {
 			t.Errorf("the log lacks %q:\n%s", line, log.String())

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,8 +25,10 @@ import (
 // It reads Config again when the file changes, keeping what it knows of destinations that stay.
 type Watcher struct {
 	Config, Status string
-	IPVS           func() (ipvs.Kernel, error)
-	Log            io.Writer
+	// Drains is the operator's drains (protocol.DrainFile): a drained destination stays at weight 0.
+	Drains string
+	IPVS   func() (ipvs.Kernel, error)
+	Log    io.Writer
 	// Check runs one check (the package's Check; tests fake it).
 	Check func(context.Context, protocol.HealthCheck, protocol.CheckedDestination) error
 	// Every is how often the destinations the watcher holds at weight 0 are set to 0 again,
@@ -39,6 +43,7 @@ type Watcher struct {
 	gen      int          // bumped at each load; results of an older load are dropped
 	stop     context.CancelFunc
 	kernel   ipvs.Kernel
+	drained  map[drainKey]bool // the drains last read
 }
 
 // statusEvery is how often the watcher writes Status (its heartbeat) and looks at Config.
@@ -177,9 +182,9 @@ func (w *Watcher) apply(i int, all bool) {
 	}
 }
 
-// setWeights reads the service from the kernel and changes the weights that differ from want
-// (want[j] is c.Destinations[j]'s; with all false, only the zeros), each change logged as apply
-// shows it.
+// setWeights changes the weights of c's destinations that differ from want in the kernel (want[j]
+// is c.Destinations[j]'s; with all false, only the zeros), each change logged as apply shows it.
+// A drained destination's weight is 0 whatever its health.
 func (w *Watcher) setWeights(c protocol.HealthCheck, want []uint32, all bool) error {
 	if w.kernel == nil {
 		k, err := w.IPVS()
@@ -188,31 +193,52 @@ func (w *Watcher) setWeights(c protocol.HealthCheck, want []uint32, all bool) er
 		}
 		w.kernel = k
 	}
-	cur, err := ipvs.Facts(w.kernel, map[protocol.Key]bool{c.Service: true}, true)
-	if err != nil || len(cur) != 1 {
-		return fmt.Errorf("the service is not in the kernel (%v): its weights are left to the next apply", err)
-	}
-	next := cur[0]
-	next.Destinations = append([]protocol.Destination(nil), cur[0].Destinations...)
+	drained := w.readDrains()
+	weights := make(map[netip.AddrPort]uint32, len(want))
 	for j, d := range c.Destinations {
-		for k := range next.Destinations {
-			if x := &next.Destinations[k]; x.Address == d.Address && x.Port == d.Port && (all || want[j] == 0) {
-				x.Weight = want[j]
-			}
+		wt := want[j]
+		if drained[drainKey{c.Service, addrPort(d)}] {
+			wt = 0
+		}
+		if all || wt == 0 {
+			weights[netip.AddrPortFrom(d.Address, d.Port)] = wt
 		}
 	}
-	open := func() (ipvs.Kernel, error) { return w.kernel, nil }
-	steps := ipvs.Diff(open, []protocol.Service{next}, cur)
-	for _, s := range steps {
-		if err := s.Do(); err != nil {
-			return err
+	changes, err := ipvs.Reweigh(w.kernel, c.Service, func(ap netip.AddrPort) (uint32, bool) {
+		wt, ok := weights[ap]
+		return wt, ok
+	})
+	for _, ch := range changes {
+		w.logf("%c %s  %s", ch.Action, ch.Address, ch.Shown())
+	}
+	return err
+}
+
+type drainKey struct {
+	service protocol.Key
+	dest    string
+}
+
+// readDrains reads the operator's drains (Drains), and keeps the last it could read when the file
+// cannot be: a drain must not be undone by a bad read.
+func (w *Watcher) readDrains() map[drainKey]bool {
+	var d protocol.Drains
+	b, err := os.ReadFile(w.Drains)
+	if err == nil {
+		err = json.Unmarshal(b, &d)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		w.drained = nil
+	case err == nil:
+		w.drained = map[drainKey]bool{}
+		for _, x := range d.Drains {
+			w.drained[drainKey{x.Service, netip.AddrPortFrom(x.Address, x.Port).String()}] = true
 		}
-		w.logf("%c %s  %s", s.Action, s.Address, s.Shown())
+	default:
+		w.logf("%s cannot be read (%v): the drains read before stay", w.Drains, err)
 	}
-	if len(steps) > 0 {
-		return w.kernel.Flush()
-	}
-	return nil
+	return w.drained
 }
 
 // writeStatus writes what the watcher sees to Status, replacing it whole.

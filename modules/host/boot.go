@@ -3,6 +3,7 @@ package host
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -148,7 +149,15 @@ func (e *Engine) Restore(log io.Writer, late bool) error {
 		if unreadable != "" {
 			fmt.Fprintf(log, "tunplan-helper restore: %s; restoring generation %d instead, the newest that can be read; %s\n", unreadable, g.N, repairHint)
 		}
-		steps, err := e.plan(g.State, g.State)
+		want, held, err := e.held(g.State)
+		if err != nil {
+			fmt.Fprintf(log, "tunplan-helper restore: %v: restoring the generation's weights, drains left out\n", err)
+			want = g.State
+		}
+		for _, h := range held {
+			fmt.Fprintf(log, "tunplan-helper restore: %s -> %s held at weight 0: %s\n", h.Service, netip.AddrPortFrom(h.Address, h.Port), h.Reason)
+		}
+		steps, err := e.plan(want, g.State)
 		if err != nil {
 			return err
 		}

@@ -27,6 +27,8 @@ func (e *Engine) doctor() (*protocol.DoctorReport, error) {
 	check(rep, lastRunName, e.lastRunPath(), &rec, lastRunFix)
 	var c claim
 	check(rep, claimName, e.claimPath(), &c, claimFix)
+	var d protocol.Drains
+	check(rep, drainsName, e.drainPath(), &d, drainsFix)
 	return rep, nil
 }
 
@@ -68,4 +70,11 @@ func lastRunFix(path string) string {
 func claimFix(path string) string {
 	return fmt.Sprintf("remove it, as root on the host, while no tunplan run is under way there: rm %s; the next "+
 		"apply writes it again", path)
+}
+
+// drainsFix is the repair of an unreadable drains file: the drains it held are lost with it, so
+// they are made again.
+func drainsFix(path string) string {
+	return fmt.Sprintf("remove it, as root on the host: rm %s; the drains it held are lost: drain those "+
+		"realservers again (tunplan drain), then run tunplan diff to see the weights apply would give back", path)
 }

@@ -83,7 +83,10 @@ func (e *Engine) Handle(req protocol.Request) protocol.Response {
 			if err != nil {
 				return err
 			}
-			want, held := e.held(e.withBoot(req.Desired))
+			want, held, err := e.held(e.withBoot(req.Desired))
+			if err != nil {
+				return err
+			}
 			resp.Held = held
 			steps, err := e.plan(want, owned)
 			if err == nil {
@@ -121,6 +124,10 @@ func (e *Engine) Handle(req protocol.Request) protocol.Response {
 		resp.Facts, err = e.explain(req.Explain)
 	case protocol.OpDoctor:
 		resp.Doctor, err = e.doctor()
+	case protocol.OpStatus:
+		resp.Status, err = e.status(req.Desired)
+	case protocol.OpDrain, protocol.OpUndrain:
+		err = e.locked(req, func() error { return e.drain(req, &resp) })
 	default:
 		err = fmt.Errorf("unknown operation %q", req.Op)
 	}
@@ -346,7 +353,9 @@ func (e *Engine) converge(req protocol.Request, resp *protocol.Response) error {
 	if w := e.bootWarning(want); w != "" {
 		resp.Warnings = append(resp.Warnings, w)
 	}
-	want, resp.Held = e.held(want)
+	if want, resp.Held, err = e.held(want); err != nil {
+		return err
+	}
 	sc := scopeOf(want, owned)
 	snapshot, err := e.facts(sc)
 	if err != nil {

@@ -64,36 +64,65 @@ func (e *Engine) report(checks []protocol.HealthCheck) (*protocol.Health, bool) 
 	return &h, h.Fresh(e.clock(), protocol.WatchSpec{Checks: checks})
 }
 
-// held is want with the destinations the watcher holds at weight 0 given weight 0, and those
-// destinations. Only a report that is fresh for want's checks holds anything: a watcher that is
-// down or stale holds no weight at 0, so apply gives the plan weights back.
-func (e *Engine) held(want protocol.State) (protocol.State, []protocol.Held) {
-	if len(want.Checks) == 0 {
-		return want, nil
+// held is want with the destinations that runtime state holds at weight 0 given weight 0, and those
+// destinations: the operator's drains, and what the watcher quiesced. Only a report that is fresh
+// for want's checks quiesces anything: a watcher that is down or stale holds no weight at 0, so
+// apply gives the plan weights back. A drains file that cannot be read is an error.
+func (e *Engine) held(want protocol.State) (protocol.State, []protocol.Held, error) {
+	drains, err := e.drains()
+	if err != nil {
+		return want, nil, err
 	}
-	h, fresh := e.report(want.Checks)
-	if !fresh {
-		return want, nil
+	var report *protocol.Health
+	if len(want.Checks) > 0 {
+		if h, fresh := e.report(want.Checks); fresh {
+			report = h
+		}
+	}
+	if len(drains) == 0 && report == nil {
+		return want, nil, nil
 	}
 	var out []protocol.Held
 	want.Services = slices.Clone(want.Services)
-	for _, sh := range h.Services {
-		i := slices.IndexFunc(want.Services, func(s protocol.Service) bool { return s.Key() == sh.Service })
-		if i < 0 || !slices.ContainsFunc(want.Checks, func(c protocol.HealthCheck) bool { return c.Service == sh.Service }) {
-			continue
-		}
+	for i := range want.Services {
 		svc := &want.Services[i]
 		svc.Destinations = slices.Clone(svc.Destinations)
-		for _, dh := range sh.Destinations {
-			for j := range svc.Destinations {
-				if d := &svc.Destinations[j]; dh.Quiesced && d.Address == dh.Address && d.Port == dh.Port && d.Weight != 0 {
-					out = append(out, protocol.Held{Service: sh.Service, Address: d.Address, Port: d.Port, Weight: d.Weight, Since: dh.Since, Reason: dh.Last})
-					d.Weight = 0
-				}
+		for j := range svc.Destinations {
+			d := &svc.Destinations[j]
+			if d.Weight == 0 {
+				continue
+			}
+			if h, ok := holdOf(svc.Key(), *d, drains, report, want.Checks); ok {
+				out = append(out, h)
+				d.Weight = 0
 			}
 		}
 	}
-	return want, out
+	return want, out, nil
+}
+
+// holdOf says what holds destination d of service svc at weight 0, if anything: a drain first, else
+// the watcher's report of a checked service.
+func holdOf(svc protocol.Key, d protocol.Destination, drains []protocol.Drain, report *protocol.Health, checks []protocol.HealthCheck) (protocol.Held, bool) {
+	h := protocol.Held{Service: svc, Address: d.Address, Port: d.Port, Weight: d.Weight}
+	for _, x := range drains {
+		if x.Service == svc && x.Address == d.Address && x.Port == d.Port {
+			h.By, h.Since, h.Reason = protocol.HeldByDrain, x.Since, "drained by "+x.Actor
+			return h, true
+		}
+	}
+	if report == nil || !slices.ContainsFunc(checks, func(c protocol.HealthCheck) bool { return c.Service == svc }) {
+		return h, false
+	}
+	for _, sh := range report.Services {
+		for _, dh := range sh.Destinations {
+			if sh.Service == svc && dh.Quiesced && dh.Address == d.Address && dh.Port == d.Port {
+				h.By, h.Since, h.Reason = protocol.HeldByHealth, dh.Since, dh.Last
+				return h, true
+			}
+		}
+	}
+	return h, false
 }
 
 // declared is st (read after an apply) with the held destinations at their plan weights: a

@@ -94,7 +94,7 @@ func TestHeldWeightsAreRuntimeState(t *testing.T) {
 	}
 	report(e.Now().Add(-time.Second))
 	diff := mustHandle(t, e, protocol.Request{Op: protocol.OpDiff, Desired: checked(1, 3)})
-	want := []protocol.Held{{Service: checked(1, 3).Services[0].Key(), Address: rip2, Port: 80, Weight: 3, Since: since, Reason: "connect: connection refused"}}
+	want := []protocol.Held{{Service: checked(1, 3).Services[0].Key(), Address: rip2, Port: 80, Weight: 3, By: protocol.HeldByHealth, Since: since, Reason: "connect: connection refused"}}
 	if len(diff.Changes) != 0 || !slices.Equal(diff.Held, want) {
 		t.Fatalf("diff: changes %v, held %+v", diff.Changes, diff.Held)
 	}

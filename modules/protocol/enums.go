@@ -31,10 +31,13 @@ const (
 	OpProbe    Op = "probe"    // director: send each Probe through the tunnel and report what answered
 	OpExplain  Op = "explain"  // realserver: read the facts that decide whether it answers through the tunnel
 	OpDoctor   Op = "doctor"   // read every state file tunplan keeps on the host and report those it cannot use; change nothing
+	OpStatus   Op = "status"   // director: read the desired services' weights and counters, the watcher's report and the drains; change nothing
+	OpDrain    Op = "drain"    // director: record Drains as operator overrides and set their weights to 0
+	OpUndrain  Op = "undrain"  // director: forget the Drains and give them back their effective weight
 )
 
 func (o *Op) UnmarshalText(b []byte) error {
-	return enum(o, b, "operation", OpDiff, OpApply, OpRollback, OpHistory, OpDestroy, OpInspect, OpProbe, OpExplain, OpDoctor)
+	return enum(o, b, "operation", OpDiff, OpApply, OpRollback, OpHistory, OpDestroy, OpInspect, OpProbe, OpExplain, OpDoctor, OpStatus, OpDrain, OpUndrain)
 }
 
 // ProbeOutcome is what a probe of one destination saw.

@@ -32,6 +32,8 @@ type Request struct {
 	TimeoutMS int64   `json:"timeout_ms,omitempty"`
 	// Explain asks a realserver (OpExplain) about the paths to it that failed, or all with --explain.
 	Explain []Path `json:"explain,omitempty"`
+	// Drains are the destinations a drain or an undrain is about (OpDrain, OpUndrain), on this director.
+	Drains []Drain `json:"drains,omitempty"`
 }
 
 // Probe is one destination of a service to test as IPVS would reach it: a TCP SYN to VIP:Port from
@@ -141,6 +143,7 @@ type Response struct {
 	Probes    []ProbeResult `json:"probes,omitempty"`    // probe
 	Facts     []PathFacts   `json:"facts,omitempty"`     // explain
 	Doctor    *DoctorReport `json:"doctor,omitempty"`    // doctor
+	Status    *Status       `json:"status,omitempty"`    // status, drain, undrain
 	Error     string        `json:"error,omitempty"`
 }
 

@@ -34,14 +34,7 @@ func TestHealthChecksHoldAFailingRealserver(t *testing.T) {
 			t.Errorf("the director's IPVS table lacks %q:\n%s", line, ipvs)
 		}
 	}
-	// The lab runs no systemd: the helper started the watcher as a process of its own.
-	t.Cleanup(func() {
-		if t.Failed() {
-			log, _ := lab.Sh("director", "cat "+protocol.WatchLog+" "+protocol.HealthFile)
-			t.Logf("the watcher said:\n%s", log)
-		}
-		lab.Sh("director", "pkill -f '^"+protocol.HelperPath+" watch$'")
-	})
+	stopWatcherAfter(t)
 	waitHealthy(t)
 
 	// Ten requests a second from the client, for the whole test.
@@ -50,7 +43,7 @@ func TestHealthChecksHoldAFailingRealserver(t *testing.T) {
 
 	stopping := time.Now()
 	sh(t, "rs2", "/usr/sbin/nginx -e /var/log/nginx/error.log -c "+nginxConf("rs2")+" -s stop")
-	held := waitWeight(t, rip2, "0", 10*time.Second)
+	held := waitWeight(t, web, rip2, "0", 10*time.Second)
 	detect := held.Sub(stopping)
 	t.Logf("rs2's nginx stopped: weight 0 after %v (bound: fall 2 × interval 1s + timeout 500ms = 2.5s)", detect.Round(10*time.Millisecond))
 	if detect > 2500*time.Millisecond+time.Second { // a second for the lab's emulated CPU and the polling
@@ -59,7 +52,7 @@ func TestHealthChecksHoldAFailingRealserver(t *testing.T) {
 	time.Sleep(2 * time.Second) // requests after the window: none may fail
 
 	out := mustTunplan(t, healthExample, 0, "diff")
-	if !strings.Contains(out, "held at weight 0 by health checks (runtime state, not drift):") || !strings.Contains(out, "tcp/"+vip+":80 -> "+rip2+":80  plan weight 1, failing since ") {
+	if !strings.Contains(out, "held at weight 0 by health checks or drains (runtime state, not drift):") || !strings.Contains(out, "tcp/"+vip+":80 -> "+rip2+":80  plan weight 1, failing since ") {
 		t.Errorf("diff with rs2 held:\n%s", out)
 	}
 	sh(t, "director", "ipvsadm -e -t "+vip+":80 -r "+rip1+":80 -i -w 5")
@@ -73,7 +66,7 @@ func TestHealthChecksHoldAFailingRealserver(t *testing.T) {
 
 	restartNginx(t, "rs2", nginxConf("rs2"))
 	starting := time.Now() // nginx listens again
-	back := waitWeight(t, rip2, "1", 10*time.Second)
+	back := waitWeight(t, web, rip2, "1", 10*time.Second)
 	t.Logf("rs2's nginx started: weight back after %v (bound: rise 2 × interval 1s = 2s)", back.Sub(starting).Round(10*time.Millisecond))
 	if back.Sub(starting) > 2*time.Second+time.Second {
 		t.Errorf("rs2 back after %v, want within rise × interval", back.Sub(starting))
@@ -113,12 +106,18 @@ func TestHealthChecksHoldAFailingRealserver(t *testing.T) {
 	}
 }
 
-var weightLine = regexp.MustCompile(`-a -t ` + regexp.QuoteMeta(vip) + `:80 -r (\S+):80 -i -w (\d+)`)
+// web is the director's VIP service as ipvsadm -Sn writes it.
+const web = "-t " + vip + ":80"
 
 // weight is rip's weight in the director's VIP service.
-func weight(t *testing.T, rip string) string {
+func weight(t *testing.T, rip string) string { t.Helper(); return weightIn(t, web, rip) }
+
+// weightIn is rip's weight in the director's service svc, as ipvsadm -Sn writes it ("-u VIP:port").
+func weightIn(t *testing.T, svc, rip string) string {
 	t.Helper()
-	for _, m := range weightLine.FindAllStringSubmatch(sh(t, "director", "ipvsadm -Sn"), -1) {
+	port := svc[strings.LastIndex(svc, ":"):]
+	line := regexp.MustCompile(`-a ` + regexp.QuoteMeta(svc) + ` -r (\S+)` + regexp.QuoteMeta(port) + ` -i -w (\d+)`)
+	for _, m := range line.FindAllStringSubmatch(sh(t, "director", "ipvsadm -Sn"), -1) {
 		if m[1] == rip {
 			return m[2]
 		}
@@ -126,11 +125,11 @@ func weight(t *testing.T, rip string) string {
 	return ""
 }
 
-// waitWeight polls rip's weight every 50 ms until it is w, and returns when it saw it.
-func waitWeight(t *testing.T, rip, w string, limit time.Duration) time.Time {
+// waitWeight polls rip's weight in service svc every 50 ms until it is w, and returns when it saw it.
+func waitWeight(t *testing.T, svc, rip, w string, limit time.Duration) time.Time {
 	t.Helper()
 	var at time.Time
-	waitUntil(t, limit, "weight "+w+" for "+rip, func() bool { at = time.Now(); return weight(t, rip) == w }) // the tests run in the lab's VM: one clock with the hosts
+	waitUntil(t, limit, "weight "+w+" for "+rip+" in "+svc, func() bool { at = time.Now(); return weightIn(t, svc, rip) == w }) // the tests run in the lab's VM: one clock with the hosts
 	return at
 }
 
@@ -145,6 +144,18 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 }
 
 // waitHealthy waits for the director's watcher to report both realservers healthy.
+// stopWatcherAfter stops the director's watcher when the test ends, and shows its log if the test
+// failed. The lab runs no systemd: the helper started the watcher as a process of its own.
+func stopWatcherAfter(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := lab.Sh("director", "cat "+protocol.WatchLog+" "+protocol.HealthFile)
+			t.Logf("the watcher said:\n%s", log)
+		}
+		lab.Sh("director", "pkill -f '^"+protocol.HelperPath+" watch$'")
+	})
+}
+
 func waitHealthy(t *testing.T) {
 	t.Helper()
 	waitUntil(t, 10*time.Second, "the watcher reports both realservers healthy", func() bool {

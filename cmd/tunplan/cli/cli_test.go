@@ -36,6 +36,8 @@ type fakeHosts struct {
 	calls    []string                   // "host op phase"
 	history  map[string][]protocol.Generation
 	held     map[string][]protocol.Held // what a host's watcher holds at weight 0
+	// status answers status, drain and undrain (nil: no status).
+	status func(host string, req protocol.Request) *protocol.Status
 }
 
 func (f *fakeHosts) connect(t target.Target) (fleet.Session, error) {
@@ -64,6 +66,9 @@ func (s fakeSession) Run(req protocol.Request) (protocol.Response, error) {
 		return protocol.Response{Host: s.name, Error: e}, nil
 	}
 	resp := protocol.Response{Host: s.name, Changes: s.f.changes[s.name], Generations: s.f.history[s.name], Held: s.f.held[s.name]}
+	if s.f.status != nil {
+		resp.Status = s.f.status(s.name, req)
+	}
 	if req.Op == protocol.OpApply {
 		if e := s.f.applyErr[s.name]; e != "" {
 			return protocol.Response{Host: s.name, Error: e, Outcome: protocol.Restored}, nil
@@ -359,16 +364,20 @@ func TestNotReadyFailsBeforeContactingHosts(t *testing.T) {
 	}
 }
 
-// A destination the director's watcher holds at weight 0 is shown apart and is no drift: diff exits 0.
+// A destination the director's watcher holds at weight 0, or a drain, is shown apart and is no drift: diff exits 0.
 func TestDiffShowsHeldDestinationsAsNoDrift(t *testing.T) {
 	f := &fakeHosts{held: map[string][]protocol.Held{"lvs01": {{
 		Service: protocol.Key{Protocol: "tcp", Address: netip.MustParseAddr("198.18.48.180"), Port: 80},
-		Address: netip.MustParseAddr("198.18.10.182"), Port: 80, Weight: 1,
-		Since: time.Date(2026, 12, 3, 13, 2, 11, 0, time.UTC), Reason: "connect: connection refused\x1b[2J"}}}}
+		Address: netip.MustParseAddr("198.18.10.182"), Port: 80, Weight: 1, By: protocol.HeldByHealth,
+		Since: time.Date(2026, 12, 3, 13, 2, 11, 0, time.UTC), Reason: "connect: connection refused\x1b[2J"}, {
+		Service: protocol.Key{Protocol: "tcp", Address: netip.MustParseAddr("198.18.48.180"), Port: 80},
+		Address: netip.MustParseAddr("198.18.10.183"), Port: 80, Weight: 2, By: protocol.HeldByDrain,
+		Since: time.Date(2026, 12, 3, 13, 5, 0, 0, time.UTC), Reason: "drained by ops@laptop"}}}}
 	out, errOut, code := runCLI(t, f, "", "diff", "-f", example)
 	want := "# lvs01 (director, 198.19.0.11): no changes\n" +
-		"  held at weight 0 by health checks (runtime state, not drift):\n" +
-		"    tcp/198.18.48.180:80 -> 198.18.10.182:80  plan weight 1, failing since 2026-12-03T13:02:11Z: connect: connection refused\\x1b[2J\n"
+		"  held at weight 0 by health checks or drains (runtime state, not drift):\n" +
+		"    tcp/198.18.48.180:80 -> 198.18.10.182:80  plan weight 1, failing since 2026-12-03T13:02:11Z: connect: connection refused\\x1b[2J\n" +
+		"    tcp/198.18.48.180:80 -> 198.18.10.183:80  plan weight 2, drained by ops@laptop at 2026-12-03T13:05:00Z\n"
 	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "No drift") {
 		t.Errorf("exit %d\n%s\nwant it to hold:\n%s\nstderr: %s", code, out, want, errOut)
 	}

@@ -1,8 +1,10 @@
 package cli
 
 import (
-	"github.com/hashicorp/hcl/v2"
 	"net/netip"
+	"slices"
+
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/tunplan/tunplan/internal/remotetext"
 	"github.com/tunplan/tunplan/inventory/fleet"
@@ -24,7 +26,7 @@ func (g *globalOptions) loadPlan() (*plans.Plan, error) {
 		p, ldiags = p.Limit(g.hosts)
 		diags = append(diags, ldiags...)
 	}
-	g.diags = diags
+	g.diags, g.plan = diags, p
 	switch {
 	case g.json && diags.HasErrors():
 		_ = writeJSON(g.io.Out, struct {
@@ -47,6 +49,20 @@ func (g *globalOptions) openRun() (*fleet.Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	return g.open(hosts)
+}
+
+// openDirectors is openRun for the selected directors alone: status, drain and undrain ask nothing
+// of realservers.
+func (g *globalOptions) openDirectors() (*fleet.Run, error) {
+	hosts, err := g.selectHosts()
+	if err != nil {
+		return nil, err
+	}
+	return g.open(slices.DeleteFunc(hosts, func(h fleet.Host) bool { return !h.Roles.Has(protocol.Director) }))
+}
+
+func (g *globalOptions) open(hosts []fleet.Host) (*fleet.Run, error) {
 	if g.ready != nil {
 		if err := g.ready(); err != nil {
 			return nil, err

@@ -266,9 +266,13 @@ func renderHeld(io *IOStreams, w io.Writer, held []protocol.Held) {
 	if len(held) == 0 {
 		return
 	}
-	fmt.Fprintln(w, io.paint(color.FgCyan)("  held at weight 0 by health checks (runtime state, not drift):"))
+	fmt.Fprintln(w, io.paint(color.FgCyan)("  held at weight 0 by health checks or drains (runtime state, not drift):"))
 	for _, h := range held {
-		fmt.Fprintf(w, "    %s -> %s  plan weight %d, failing since %s: %s\n", h.Service, netip.AddrPortFrom(h.Address, h.Port),
-			h.Weight, h.Since.UTC().Format(time.RFC3339), remotetext.Escape(h.Reason))
+		since := h.Since.UTC().Format(time.RFC3339)
+		why := "failing since " + since + ": " + remotetext.Escape(h.Reason)
+		if h.By == protocol.HeldByDrain {
+			why = remotetext.Escape(h.Reason) + " at " + since
+		}
+		fmt.Fprintf(w, "    %s -> %s  plan weight %d, %s\n", h.Service, netip.AddrPortFrom(h.Address, h.Port), h.Weight, why)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tunplan/tunplan/cmd/tunplan/helperbin"
 	"github.com/tunplan/tunplan/inventory/fleet"
+	"github.com/tunplan/tunplan/plans"
 )
 
 // Exit codes, as diff documents them.
@@ -44,6 +45,7 @@ type globalOptions struct {
 	lockWait time.Duration   // apply and rollback: --lock-timeout
 	json     bool            // validate, diff, apply: --json
 	diags    hcl.Diagnostics // the loaded plan's warnings, for a JSON document
+	plan     *plans.Plan     // the loaded plan, for commands that need more of it than its hosts
 }
 
 // addPlanFlags registers the flags that choose the plan and its hosts.
@@ -120,7 +122,7 @@ over SSH, and makes its kernel match the plan: ipip, tunl0 with the VIP, sysctls
 	root.SetVersionTemplate("{{.Version}}\n" + helperLines())
 	root.SetOut(io.Out)
 	root.SetErr(io.ErrOut)
-	root.AddCommand(newApply(g), newDestroy(g), newDiff(g), newRollback(g), newValidate(g), newFmt(g), newVersion(g), newImport(g), newVerify(g), newDoctor(g))
+	root.AddCommand(newApply(g), newDestroy(g), newDiff(g), newRollback(g), newValidate(g), newFmt(g), newVersion(g), newImport(g), newVerify(g), newDoctor(g), newStatus(g), newDrain(g, false), newDrain(g, true))
 	return root
 }
 
