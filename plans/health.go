@@ -288,6 +288,13 @@ var checkSysctls = []protocol.Sysctl{
 	{Key: "net.ipv4.conf.all.rp_filter", Value: "2"},
 }
 
+// quiescentTemplates is what a director with a checked persistent service needs so that a
+// destination at weight 0 (quiesced by its checks, or drained) gets no new connection from the
+// clients it had: the
+// persistence template that pins a client to it expires instead of outliving the change
+// (Documentation/networking/ipvs-sysctl.rst).
+var quiescentTemplates = protocol.Sysctl{Key: "net.ipv4.vs.expire_quiescent_template", Value: "1"}
+
 // validateChecks checks what health checks need across the plan: at most protocol.ProbeMarks
 // checked destinations, an IPv4 address on each director that checks (where checks leave from),
 // and no sysctl a director that checks needs set otherwise on it by another role.

@@ -304,6 +304,9 @@ func (p *Plan) Desired() map[string]protocol.State {
 				for _, sc := range checkSysctls {
 					a.sysctls[sc.Key] = sc.Value
 				}
+				if s.Persistence > 0 {
+					a.sysctls[quiescentTemplates.Key] = quiescentTemplates.Value
+				}
 			}
 			dev := dh.VIPDevice
 			if dev == protocol.TunnelDevice && family.Is6() {
