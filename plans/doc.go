@@ -23,6 +23,7 @@
 //	  address    = "198.18.48.181"                  # data-plane address, or [IPv4, IPv6]; a realserver's RIP (required)
 //	  vip_device = "tunl0"                          # director only: device that carries the VIPs
 //	  ip_forward = true                             # director only: false leaves net.ipv4.ip_forward alone
+//	  metrics_file = "/var/lib/prometheus/node-exporter/tunplan.prom" # director only: the watcher's Prometheus text file ("" none)
 //	  hide_vip   = true                             # realserver only: false leaves arp_ignore and arp_announce alone
 //	  tunnel_mss = 1440                             # realserver only: advmss of its default routes (536..65495)
 //	  ssh { host = "198.19.0.11" }                  # same attributes as the top-level ssh block, plus host

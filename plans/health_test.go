@@ -199,6 +199,9 @@ func TestHealthCheckDesired(t *testing.T) {
 	if len(d.Services) != 3 || d.Services[0].FWMark != 1 {
 		t.Fatalf("services %s", jsonOf(d.Services))
 	}
+	if d.Metrics != protocol.DefaultMetrics || without["d1"].Metrics != "" {
+		t.Errorf("metrics file %q, without checks %q", d.Metrics, without["d1"].Metrics)
+	}
 	for i, s := range d.Services[1:] {
 		want := fmt.Sprintf(`{"protocol":"","address":"0.0.0.0","port":0,"fwmark":%d,"scheduler":"rr","destinations":[{"address":"198.18.1.%d","port":443,"weight":1,"forward":"tunnel"}]}`, protocol.ProbeMarkBase+uint32(i), i+1)
 		if got := jsonOf(s); got != want {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -13,7 +14,7 @@ import (
 )
 
 var hostSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "role"}, {Name: "address"}, {Name: "vip_device"}, {Name: "ip_forward"}, {Name: "hide_vip"}, {Name: "tunnel_mss"}},
+	Attributes: []hcl.AttributeSchema{{Name: "role"}, {Name: "address"}, {Name: "vip_device"}, {Name: "ip_forward"}, {Name: "hide_vip"}, {Name: "tunnel_mss"}, {Name: "metrics_file"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "ssh"}},
 }
 
@@ -32,7 +33,7 @@ func ValidHostName(name string) bool { return hostName.MatchString(name) }
 
 // host decodes one host block. Attributes in error keep their zero value.
 func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
-	h := Host{Name: b.Labels[0], DeclRange: b.DefRange, VIPDevice: protocol.TunnelDevice, IPForward: true, HideVIP: true}
+	h := Host{Name: b.Labels[0], DeclRange: b.DefRange, VIPDevice: protocol.TunnelDevice, IPForward: true, HideVIP: true, MetricsFile: protocol.DefaultMetrics}
 	if !hostName.MatchString(h.Name) {
 		l.errorf(b.LabelRanges[0], "Invalid host name", "%q is not a valid host name: use ASCII letters, digits, underscores and dashes, starting with a letter (at most 63).", h.Name)
 	}
@@ -83,6 +84,18 @@ func (l *loader) host(b *hcl.Block, defaults sshSpec) Host {
 			h.IPForward = v
 			if len(h.Roles) > 0 && !h.Has(protocol.Director) {
 				l.errorf(a.NameRange, "Attribute applies to directors only", "ip_forward is a director option; host %q is not a director. Remove it.", h.Name)
+			}
+		}
+	}
+
+	if a := c.Attributes["metrics_file"]; a != nil {
+		if v, ok := l.str(a); ok {
+			h.MetricsFile = v
+			if v != "" && (!strings.HasPrefix(v, "/") || !strings.HasSuffix(v, ".prom") || strings.ContainsFunc(v, unicode.IsControl)) {
+				l.errorf(a.Expr.Range(), "Invalid metrics file", "metrics_file %q is not an absolute path ending in \".prom\" (node_exporter's textfile collector reads only *.prom files), such as %q. Set \"\" to write none.", v, protocol.DefaultMetrics)
+			}
+			if len(h.Roles) > 0 && !h.Has(protocol.Director) {
+				l.errorf(a.NameRange, "Attribute applies to directors only", "metrics_file is where a director's health-check watcher writes its Prometheus text file; host %q is not a director. Remove it.", h.Name)
 			}
 		}
 	}

@@ -39,6 +39,9 @@ type Host struct {
 	IPForward bool   // director: set net.ipv4.ip_forward=1 (default true)
 	HideVIP   bool   // realserver: set arp_ignore=1 and arp_announce=2, so it never answers ARP for a VIP (default true)
 	TunnelMSS uint32 // realserver: the advmss of its IPv4 default routes, the MSS it offers clients; 0 leaves it alone
+	// MetricsFile is where a director that checks services writes its Prometheus text file
+	// (default protocol.DefaultMetrics); "" writes none.
+	MetricsFile string
 	DeclRange hcl.Range
 
 	ranges struct {
@@ -376,6 +379,9 @@ func (p *Plan) Desired() map[string]protocol.State {
 			return cmp.Or(cmp.Compare(x.Protocol, y.Protocol), x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
 		})
 		st.Checks = a.checks
+		if len(st.Checks) > 0 {
+			st.Metrics = h.MetricsFile
+		}
 		slices.SortFunc(st.Checks, func(x, y protocol.HealthCheck) int { return cmp.Compare(x.Service.String(), y.Service.String()) })
 		out[h.Name] = st
 	}

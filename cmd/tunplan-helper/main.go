@@ -77,13 +77,14 @@ func watch() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	w := &health.Watcher{
-		Config: protocol.WatchConfig,
-		Status: protocol.HealthFile,
-		Drains: protocol.DrainFile,
-		IPVS:   func() (ipvs.Kernel, error) { return ipvs.Open() },
-		Log:    os.Stdout,
-		Check:  health.Check,
-		Every:  10 * time.Second,
+		Config:       protocol.WatchConfig,
+		Status:       protocol.HealthFile,
+		Drains:       protocol.DrainFile,
+		IPVS:         func() (ipvs.Kernel, error) { return ipvs.Open() },
+		Log:          os.Stdout,
+		Check:        health.Check,
+		Every:        10 * time.Second,
+		MetricsEvery: 5 * time.Second,
 	}
 	if err := w.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "tunplan-helper watch:", err)

@@ -135,8 +135,9 @@ func TestWatcher(t *testing.T) {
 		Destinations: []protocol.CheckedDestination{{Address: rip1, Port: 80, Weight: 1, Mark: protocol.ProbeMarkBase}, {Address: rip2, Port: 80, Weight: 3, Mark: protocol.ProbeMarkBase + 1}}}
 	dir := t.TempDir()
 	cfg, status := filepath.Join(dir, "watch.json"), filepath.Join(dir, "run", "health.json")
+	metrics := filepath.Join(dir, "textfile", "tunplan.prom")
 	writeSpec := func(c protocol.HealthCheck) {
-		b, _ := json.Marshal(protocol.WatchSpec{Checks: []protocol.HealthCheck{c}})
+		b, _ := json.Marshal(protocol.WatchSpec{Checks: []protocol.HealthCheck{c}, Metrics: metrics})
 		if err := os.WriteFile(cfg, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +149,7 @@ func TestWatcher(t *testing.T) {
 	var log bytes.Buffer
 	var logMu sync.Mutex
 	drains := filepath.Join(dir, "drains.json")
-	w := &Watcher{Config: cfg, Status: status, Drains: drains, IPVS: func() (ipvs.Kernel, error) { return k, nil }, Log: lockedWriter{&logMu, &log}, Every: 20 * time.Millisecond,
+	w := &Watcher{Config: cfg, Status: status, Drains: drains, IPVS: func() (ipvs.Kernel, error) { return k, nil }, Log: lockedWriter{&logMu, &log}, Every: 20 * time.Millisecond, MetricsEvery: 20 * time.Millisecond,
 		Check: func(_ context.Context, _ protocol.HealthCheck, d protocol.CheckedDestination) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -186,6 +187,15 @@ func TestWatcher(t *testing.T) {
 	waitFor("status says so", func() bool {
 		h := health()
 		return len(h.Services) == 1 && h.Services[0].Destinations[1].Quiesced && !h.Services[0].Destinations[0].Quiesced && time.Since(h.Heartbeat) < 2*time.Second
+	})
+	// The metrics file waits for its directory, then says so too.
+	if err := os.Mkdir(filepath.Dir(metrics), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the metrics say rs2 is quiesced at weight 0", func() bool {
+		b, _ := os.ReadFile(metrics)
+		return strings.Contains(string(b), `tunplan_destination_quiesced{service="tcp/198.18.48.180:80",destination="198.18.10.182:80"} 1`) &&
+			strings.Contains(string(b), `tunplan_destination_weight{service="tcp/198.18.48.180:80",destination="198.18.10.182:80"} 0`)
 	})
 	// By hand: rs1 (healthy) to 7 stays, as drift for apply to fix; rs2 (held) is set to 0 again.
 	k.setWeight(0, 7)
@@ -232,6 +242,7 @@ func TestWatcher(t *testing.T) {
 		"every destination fails its check: all keep their plan weight (fail open)",
 		"tunplan-watch: tcp/198.18.48.180:80 -> 198.18.10.182:80: healthy after 2 checks in a row: ok",
 		"drains.json cannot be read (unexpected end of JSON input): the drains read before stay",
+		"textfile: no such file or directory: no Prometheus text file is written until it exists",
 	} {
 		if !strings.Contains(log.String(), line) {
 			t.Errorf("the log lacks %q:\n%s", line, log.String())
@@ -313,5 +324,37 @@ func TestUDPCheck(t *testing.T) {
 				t.Errorf("%q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// The text file holds every family with its help and type, a sample per destination (the kernel's
+// counters only where the kernel has the destination), and label values quoted.
+func TestRenderMetrics(t *testing.T) {
+	key := protocol.Key{Protocol: "tcp", Address: netip.MustParseAddr("2001:2::80"), Port: 443}
+	a, b := netip.MustParseAddr("2001:2::1"), netip.MustParseAddr("2001:2::2")
+	h := protocol.Health{Heartbeat: time.Unix(1764766931, 0), Services: []protocol.ServiceHealth{{Service: key, Destinations: []protocol.DestinationHealth{
+		{Address: a, Port: 443, Healthy: true, Checks: 10}, {Address: b, Port: 443, Quiesced: true, Checks: 10, Failures: 4}}}}}
+	checks := []protocol.HealthCheck{{Service: key, Destinations: []protocol.CheckedDestination{{Address: a, Port: 443, Weight: 3}, {Address: b, Port: 443, Weight: 1}}}}
+	st := []protocol.ServiceStatus{{Service: key, Destinations: []protocol.DestinationStatus{
+		{Address: a, Port: 443, Weight: 3, Counters: protocol.Counters{ActiveConns: 2, InactiveConns: 5, Conns: 70, InPackets: 900, InBytes: 81000}}}}}
+	got := string(renderMetrics(h, checks, st, map[drainKey]bool{{key, "[2001:2::2]:443"}: true}))
+	for _, want := range []string{
+		"# HELP tunplan_watcher_heartbeat_timestamp_seconds When the watcher last wrote its report.\n# TYPE tunplan_watcher_heartbeat_timestamp_seconds gauge\ntunplan_watcher_heartbeat_timestamp_seconds 1764766931\n",
+		"tunplan_service_fail_open{service=\"tcp/[2001:2::80]:443\"} 0\n",
+		"# TYPE tunplan_destination_in_bytes_total counter\ntunplan_destination_in_bytes_total{service=\"tcp/[2001:2::80]:443\",destination=\"[2001:2::1]:443\"} 81000\n",
+		"tunplan_destination_drained{service=\"tcp/[2001:2::80]:443\",destination=\"[2001:2::1]:443\"} 0\ntunplan_destination_drained{service=\"tcp/[2001:2::80]:443\",destination=\"[2001:2::2]:443\"} 1\n",
+		"tunplan_destination_plan_weight{service=\"tcp/[2001:2::80]:443\",destination=\"[2001:2::2]:443\"} 1\n",
+		"tunplan_destination_check_failures_total{service=\"tcp/[2001:2::80]:443\",destination=\"[2001:2::2]:443\"} 4\n",
+		"# TYPE tunplan_destination_active_connections gauge\ntunplan_destination_active_connections{service=\"tcp/[2001:2::80]:443\",destination=\"[2001:2::1]:443\"} 2\n# HELP",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the text file lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "# TYPE "); n != len(families)+2 {
+		t.Errorf("%d families, want %d", n, len(families)+2)
+	}
+	if label("a\"b\\c\nd") != `"a\"b\\c\nd"` {
+		t.Errorf("label %s", label("a\"b\\c\nd"))
 	}
 }

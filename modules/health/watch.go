@@ -36,6 +36,8 @@ type Watcher struct {
 	// watcher sets them only when it starts, reads new checks, or sees a destination's health
 	// change, so a weight changed by hand stays, as drift, for apply to fix.
 	Every time.Duration
+	// MetricsEvery is how often the Prometheus text file is written (WatchSpec.Metrics).
+	MetricsEvery time.Duration
 
 	spec     protocol.WatchSpec
 	raw      []byte
@@ -44,6 +46,8 @@ type Watcher struct {
 	stop     context.CancelFunc
 	kernel   ipvs.Kernel
 	drained  map[drainKey]bool // the drains last read
+	// noMetricsDir: the metrics file's directory was missing at the last write (and logged).
+	noMetricsDir bool
 }
 
 // statusEvery is how often the watcher writes Status (its heartbeat) and looks at Config.
@@ -70,6 +74,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer tick.Stop()
 	every := time.NewTicker(w.Every)
 	defer every.Stop()
+	metrics := time.NewTicker(w.MetricsEvery)
+	defer metrics.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -97,6 +103,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-every.C:
 			for i := range w.spec.Checks {
 				w.apply(i, false)
+			}
+		case <-metrics.C:
+			if err := w.writeMetrics(); err != nil {
+				w.logf("metrics: %v", err)
 			}
 		}
 	}
@@ -186,12 +196,9 @@ func (w *Watcher) apply(i int, all bool) {
 // is c.Destinations[j]'s; with all false, only the zeros), each change logged as apply shows it.
 // A drained destination's weight is 0 whatever its health.
 func (w *Watcher) setWeights(c protocol.HealthCheck, want []uint32, all bool) error {
-	if w.kernel == nil {
-		k, err := w.IPVS()
-		if err != nil {
-			return fmt.Errorf("ipvs: %w", err)
-		}
-		w.kernel = k
+	k, err := w.ipvs()
+	if err != nil {
+		return err
 	}
 	drained := w.readDrains()
 	weights := make(map[netip.AddrPort]uint32, len(want))
@@ -204,7 +211,7 @@ func (w *Watcher) setWeights(c protocol.HealthCheck, want []uint32, all bool) er
 			weights[netip.AddrPortFrom(d.Address, d.Port)] = wt
 		}
 	}
-	changes, err := ipvs.Reweigh(w.kernel, c.Service, func(ap netip.AddrPort) (uint32, bool) {
+	changes, err := ipvs.Reweigh(k, c.Service, func(ap netip.AddrPort) (uint32, bool) {
 		wt, ok := weights[ap]
 		return wt, ok
 	})
@@ -212,6 +219,18 @@ func (w *Watcher) setWeights(c protocol.HealthCheck, want []uint32, all bool) er
 		w.logf("%c %s  %s", ch.Action, ch.Address, ch.Shown())
 	}
 	return err
+}
+
+// ipvs is the kernel's IPVS, opened at the first need.
+func (w *Watcher) ipvs() (ipvs.Kernel, error) {
+	if w.kernel == nil {
+		k, err := w.IPVS()
+		if err != nil {
+			return nil, fmt.Errorf("ipvs: %w", err)
+		}
+		w.kernel = k
+	}
+	return w.kernel, nil
 }
 
 type drainKey struct {
@@ -243,6 +262,15 @@ func (w *Watcher) readDrains() map[drainKey]bool {
 
 // writeStatus writes what the watcher sees to Status, replacing it whole.
 func (w *Watcher) writeStatus() error {
+	b, err := json.Marshal(w.health())
+	if err != nil {
+		return err
+	}
+	return files.Replace(w.Status, b, 0o644)
+}
+
+// health is what the watcher sees now.
+func (w *Watcher) health() protocol.Health {
 	h := protocol.Health{Heartbeat: time.Now().UTC(), PID: os.Getpid(), Services: []protocol.ServiceHealth{}}
 	for i, c := range w.spec.Checks {
 		_, failOpen := weights(w.services[i])
@@ -255,11 +283,7 @@ func (w *Watcher) writeStatus() error {
 		}
 		h.Services = append(h.Services, sh)
 	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return err
-	}
-	return files.Replace(w.Status, b, 0o644)
+	return h
 }
 
 func (w *Watcher) logf(format string, args ...any) {

@@ -21,7 +21,7 @@ func watchFiles(helper string, st protocol.State) []protocol.File {
 	if len(st.Checks) == 0 {
 		return []protocol.File{{Path: protocol.WatchLink, Missing: true}, {Path: protocol.WatchUnit, Missing: true}, {Path: protocol.WatchConfig, Missing: true}}
 	}
-	spec, _ := json.MarshalIndent(protocol.WatchSpec{Checks: st.Checks}, "", "  ") // plain data: it cannot fail
+	spec, _ := json.MarshalIndent(protocol.WatchSpec{Checks: st.Checks, Metrics: st.Metrics}, "", "  ") // plain data: it cannot fail
 	return []protocol.File{
 		{Path: protocol.WatchConfig, Content: string(spec) + "\n"},
 		{Path: protocol.WatchUnit, Content: watchUnit(helper)},

@@ -79,10 +79,17 @@ const (
 	WatchLog = "/var/log/tunplan-watch.log"
 )
 
-// WatchSpec is the watcher's configuration file (WatchConfig): the director's checks.
+// WatchSpec is the watcher's configuration file (WatchConfig): the director's checks, and where it
+// writes its Prometheus text file ("" none).
 type WatchSpec struct {
-	Checks []HealthCheck `json:"checks"`
+	Checks  []HealthCheck `json:"checks"`
+	Metrics string        `json:"metrics,omitempty"`
 }
+
+// DefaultMetrics is where a director's watcher writes its Prometheus text file unless the plan says
+// otherwise: the directory Debian's prometheus-node-exporter reads with its textfile collector. The
+// watcher writes it only where that directory exists.
+const DefaultMetrics = "/var/lib/prometheus/node-exporter/tunplan.prom"
 
 // Health is what the watcher reports in HealthFile: when it last wrote (its heartbeat), and each
 // checked destination's state. It is runtime state: the plan says what should be, this what is true

@@ -25,6 +25,9 @@ type State struct {
 	// Checks are a director's health checks: declared, not read from the kernel. The helper makes
 	// its watcher's configuration of them (a file in Files); a generation keeps them as applied.
 	Checks []HealthCheck `json:"checks,omitempty"`
+	// Metrics is where a director with Checks has its watcher write a Prometheus text file of them
+	// (MetricsText); "" writes none. Declared, like Checks.
+	Metrics string `json:"metrics,omitempty"`
 	// Files are whole files tunplan owns: what rebuilds the state at boot. The helper adds them to
 	// the state the plan asks for; a plan never names them.
 	Files []File `json:"files,omitempty"`

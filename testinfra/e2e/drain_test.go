@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tunplan/tunplan/modules/protocol"
+	"github.com/tunplan/tunplan/testinfra/lab"
 )
 
 // A realserver drained with --wait stops getting new connections at once, and drain returns when
@@ -14,6 +16,9 @@ import (
 // shows it with the kernel's counters, and undrain gives the weight back.
 func TestDrainWaitsForConnections(t *testing.T) {
 	reset(t)
+	textfile := filepath.Dir(protocol.DefaultMetrics) // as prometheus-node-exporter makes it
+	sh(t, "director", "mkdir -p "+textfile)
+	t.Cleanup(func() { lab.Sh("director", "rm -rf "+textfile) })
 	mustTunplan(t, healthExample, 0, "apply", "--auto-approve")
 	stopWatcherAfter(t)
 	waitHealthy(t)
@@ -43,6 +48,11 @@ func TestDrainWaitsForConnections(t *testing.T) {
 			t.Errorf("the kernel's counters of %s: %+v (want one active connection, its SYN and ACK in, nothing out in TUN mode)", d.Address, d.Counters)
 		}
 	}
+	// The watcher's Prometheus text file has them too, within its 5 s.
+	waitUntil(t, 12*time.Second, "the text file counts shanghai's active connection", func() bool {
+		out, _ := lab.Sh("director", "cat "+protocol.DefaultMetrics)
+		return strings.Contains(out, `tunplan_destination_active_connections{service="tcp/`+vip+`:80",destination="`+rip1+`:80"} 1`)
+	})
 	if out := mustTunplan(t, healthExample, 0, "status"); !strings.Contains(out, "watcher running (pid ") || !strings.Contains(out, "shanghai") || strings.Count(out, "  up: ok (") != 2 {
 		t.Errorf("status:\n%s", out)
 	}
