@@ -42,7 +42,7 @@ type Host struct {
 	// MetricsFile is where a director that checks services writes its Prometheus text file
 	// (default protocol.DefaultMetrics); "" writes none.
 	MetricsFile string
-	DeclRange hcl.Range
+	DeclRange   hcl.Range
 
 	ranges struct {
 		knownHosts hcl.Range // the known_hosts attribute SSH.KnownHosts comes from; zero when defaulted
