@@ -59,7 +59,7 @@
 //	}
 //
 //	virtual_service "web-checked" {                 # …
-//	  health_check {                                # once; services of IPv4 VIPs
+//	  health_check {                                # once
 //	    type          = "http"                      # tcp | http | https | udp | none (default tcp, udp for a UDP service; none: no check)
 //	    path          = "/healthz"                  # http, https: starts with / (default "/")
 //	    host          = "www.example.com"           # http, https: Host header, TLS name (default: the VIP)
@@ -98,8 +98,10 @@
 // rp_filter=0 there, instead of tunl0's. A director of a service with a health_check also gets
 // the check (State.Checks), one probe service per destination (an rr firewall-mark service on a
 // mark from protocol.ProbeMarkBase with that one destination on the checked port, and the
-// service's tunnel; ip_vs_rr), and net.ipv4.conf.all.accept_local=1 and rp_filter=2, so that the
-// answers its checks get from the VIP are taken in. Every list is sorted.
+// service's tunnel; ip_vs_rr), and for an IPv4 service net.ipv4.conf.all.accept_local=1 and
+// rp_filter=2, so that the answers its checks get from the VIP are taken in (IPv6 takes them in as
+// they are); with a persistent service, net.ipv4.vs.expire_quiescent_template=1; and the file its
+// watcher writes metrics to (State.Metrics). Every list is sorted.
 //
 // # Diagnostics
 //

@@ -176,11 +176,6 @@ func (l *loader) healthCheck(s *VirtualService, b *hcl.Block, protocolKnown bool
 	if none || !typeKnown {
 		return nil
 	}
-	if vips := s.AllVIPs(); len(vips) > 0 && vips[0].Is6() {
-		l.errorf(b.DefRange, "Health check on an IPv6 service",
-			"virtual_service %q has IPv6 VIPs; health checks are not supported for them yet: they run over IPv4 in this version. Remove the health_check block, or set type = \"none\".", s.Name)
-		return nil
-	}
 	if udp && hc.Type == protocol.CheckUDP && s.Probe == nil {
 		why := "has no valid probe block to send. Add one, such as probe { send = \"<text>\" } (or send_hex), with expect = \"<text>\" (or expect_hex) for the start of the reply; or set type = \"none\"."
 		if s.FWMark != 0 {
@@ -288,16 +283,15 @@ var checkSysctls = []protocol.Sysctl{
 	{Key: "net.ipv4.conf.all.rp_filter", Value: "2"},
 }
 
-// quiescentTemplates is what a director with a checked persistent service needs so that a
-// destination at weight 0 (quiesced by its checks, or drained) gets no new connection from the
-// clients it had: the
-// persistence template that pins a client to it expires instead of outliving the change
-// (Documentation/networking/ipvs-sysctl.rst).
+// quiescentTemplates is what a director with a checked persistent service (of either family: IPVS
+// has one set of sysctls) needs so that a destination at weight 0 (quiesced by its checks, or
+// drained) gets no new connection from the clients it had: the persistence template that pins a
+// client to it expires instead of outliving the change (Documentation/networking/ipvs-sysctl.rst).
 var quiescentTemplates = protocol.Sysctl{Key: "net.ipv4.vs.expire_quiescent_template", Value: "1"}
 
 // validateChecks checks what health checks need across the plan: at most protocol.ProbeMarks
-// checked destinations, an IPv4 address on each director that checks (where checks leave from),
-// and no sysctl a director that checks needs set otherwise on it by another role.
+// checked destinations, an address of the service's family on each director that checks it (where
+// checks leave from), and no sysctl a director that checks needs set otherwise on it by another role.
 func (l *loader) validateChecks(p *Plan) {
 	pairs := p.checkPairs()
 	if len(pairs) > int(protocol.ProbeMarks) {
@@ -330,13 +324,15 @@ func (l *loader) validateChecks(p *Plan) {
 			if !ok || !h.Has(protocol.Director) || reported[d] {
 				continue
 			}
-			if len(h.Addresses) > 0 && !h.AddressOf(netip.IPv4Unspecified()).IsValid() {
+			family := s.AllVIPs()[0]
+			if len(h.Addresses) > 0 && !h.AddressOf(family).IsValid() {
 				reported[d] = true
-				l.errorf(s.ranges.directors[j], "Director has no IPv4 address",
-					"virtual_service %q has a health_check, whose checks leave director %q from its IPv4 address, but it has only %s (declared at %s). Add its IPv4 address, as address = [\"<IPv4>\", \"<IPv6>\"], or remove the health_check.", s.Name, d, h.Address, h.DeclRange)
+				fam := map[bool]string{true: "IPv4", false: "IPv6"}[family.Is4()]
+				l.errorf(s.ranges.directors[j], "Director has no "+fam+" address",
+					"virtual_service %q has a health_check, whose checks leave director %q from its %s address, but it has only %s (declared at %s). Add its %s address, as address = [\"<IPv4>\", \"<IPv6>\"], or remove the health_check.", s.Name, d, fam, h.Address, h.DeclRange, fam)
 				continue
 			}
-			if other := rpFilterBy[d]; other != nil {
+			if other := rpFilterBy[d]; other != nil && family.Is4() {
 				reported[d] = true
 				l.errorf(s.Check.DeclRange, "Health check on a director that is a realserver",
 					"Director %q checks virtual_service %q, which needs net.ipv4.conf.all.rp_filter=2 (loose reverse-path filtering) and accept_local=1 on it, so that the realservers' answers, which come from the VIP, get in; but it is also a realserver of virtual_service %q (%s), which needs net.ipv4.conf.all.rp_filter=0. Check from another director, move the realserver role to another host, or set type = \"none\".",

@@ -3,6 +3,7 @@ package plans
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -96,10 +97,8 @@ func TestHealthCheckDiagnostics(t *testing.T) {
 			"Attribute applies to http and https checks only", "A udp check sends the service's probe block and checks the start of the reply (the probe block's expect), so path means nothing to it. Remove path.", "23:5"},
 		{"expect_body on a udp check", base + udp(probeBlock(`send = "x"`), checkBlock(`type = "udp"`, `expect_body = "ok"`)),
 			"Attribute applies to http and https checks only", "so expect_body means nothing to it", "24:5"},
-		{"IPv6 UDP service", base6 + udp(`vip = "2001:2::10"`, checkBlock()),
-			"Health check on an IPv6 service", "health checks are not supported for them yet", "19:3"},
-		{"IPv6 service", base6 + svc(`vip = "2001:2::10"`, checkBlock()),
-			"Health check on an IPv6 service", "health checks are not supported for them yet: they run over IPv4 in this version", "18:3"},
+		{"IPv6 service, IPv4 director", base6 + svc(`vip = "2001:2::10"`, checkBlock()),
+			"Director has no IPv6 address", `whose checks leave director "d1" from its IPv6 address, but it has only 198.18.0.1`, "16:16"},
 		{"fwmark at the probe base", base + fwm(fmt.Sprintf("fwmark = %d", protocol.ProbeMarkBase)),
 			"Firewall mark in the probe range", "fwmark 1953497088 (0x74700000) is in the range tunplan keeps for the directors' health-check probe services, 0x74700000 to 0x7470ffff", "16:12"},
 		{"fwmark at the probe end", base + fwm(fmt.Sprintf("fwmark = %d", protocol.ProbeMarkBase+protocol.ProbeMarks-1)),
@@ -319,4 +318,24 @@ func jsonOf(v any) string {
 		return err.Error()
 	}
 	return string(b)
+}
+
+// TestHealthCheckDesiredIPv6: an IPv6 service is checked from the director's IPv6 address through
+// an IPv6 probe service; the director gets no IPv4 sysctl for it (IPv6 has no accept_local or
+// rp_filter to loosen).
+func TestHealthCheckDesiredIPv6(t *testing.T) {
+	src := strings.Replace(base6, `"198.18.0.1"`, `["198.18.0.1", "2001:2::1"]`, 1) + svc(`vip = "2001:2::10"`, checkBlock())
+	p, _, diags := Load("test.hcl", []byte(src), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	d := p.Desired()["d1"]
+	want := `[{"service":{"protocol":"tcp","address":"2001:2::10","port":80},"type":"tcp","port":80,"source":"2001:2::1","vip":"2001:2::10",` +
+		`"interval_ms":2000,"timeout_ms":1000,"fall":3,"rise":2,"destinations":[{"address":"2001:2:0:1::1","port":80,"weight":1,"mark":1953497088}]}]`
+	if got := jsonOf(d.Checks); got != want {
+		t.Errorf("checks\n%s\nwant\n%s", got, want)
+	}
+	if len(d.Services) != 2 || d.Services[0].FWMark != protocol.ProbeMarkBase || d.Services[0].Address != netip.IPv6Unspecified() || len(d.Sysctls) != 1 {
+		t.Errorf("services %s, sysctls %v", jsonOf(d.Services), d.Sysctls)
+	}
 }

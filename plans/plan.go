@@ -304,8 +304,10 @@ func (p *Plan) Desired() map[string]protocol.State {
 					a.services = append(a.services, ps)
 				}
 				a.modules["ip_vs_rr"] = true
-				for _, sc := range checkSysctls {
-					a.sysctls[sc.Key] = sc.Value
+				if family.Is4() { // IPv6 has no accept_local or rp_filter: a reply from a local address gets in
+					for _, sc := range checkSysctls {
+						a.sysctls[sc.Key] = sc.Value
+					}
 				}
 				if s.Persistence > 0 {
 					a.sysctls[quiescentTemplates.Key] = quiescentTemplates.Value
