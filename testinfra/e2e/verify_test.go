@@ -82,12 +82,6 @@ func TestVerify(t *testing.T) {
 	noHalfOpen(t)
 
 	// Each fault is injected on rs2 and returns its undo.
-	byHand := func(inject, undo string) func(t *testing.T) func() {
-		return func(t *testing.T) func() {
-			sh(t, "rs2", inject)
-			return func() { sh(t, "rs2", undo) }
-		}
-	}
 	faults := []struct {
 		name           string
 		inject         func(t *testing.T) func()
