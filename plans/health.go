@@ -26,6 +26,7 @@ type HealthCheck struct {
 	Timeout      time.Duration
 	Fall         int // consecutive failures that quiesce a destination
 	Rise         int // consecutive successes that give it its plan weight back
+	OnFailure    protocol.FailureAction
 	DeclRange    hcl.Range
 }
 
@@ -43,7 +44,7 @@ const (
 
 var healthCheckSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "type"}, {Name: "path"}, {Name: "host"}, {Name: "expect_status"}, {Name: "expect_body"},
-	{Name: "interval"}, {Name: "timeout"}, {Name: "fall"}, {Name: "rise"},
+	{Name: "interval"}, {Name: "timeout"}, {Name: "fall"}, {Name: "rise"}, {Name: "on_failure"},
 }}
 
 // httpOnly are the attributes of http and https checks.
@@ -62,7 +63,7 @@ func (l *loader) healthCheck(s *VirtualService, b *hcl.Block, protocolKnown bool
 	ok := true
 	udp := s.Protocol == "udp"
 	hc := &HealthCheck{Type: protocol.CheckTCP, Path: "/", ExpectStatus: 200, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout,
-		Fall: DefaultCheckFall, Rise: DefaultCheckRise, DeclRange: b.DefRange}
+		Fall: DefaultCheckFall, Rise: DefaultCheckRise, OnFailure: protocol.Quiesce, DeclRange: b.DefRange}
 	if udp {
 		hc.Type = protocol.CheckUDP
 	}
@@ -171,6 +172,19 @@ func (l *loader) healthCheck(s *VirtualService, b *hcl.Block, protocolKnown bool
 			} else {
 				ok = false
 			}
+		}
+	}
+	if a := c.Attributes["on_failure"]; a != nil {
+		if v, vok := l.str(a); !vok {
+			ok = false
+		} else if !slices.Contains(protocol.FailureActions, v) {
+			ok = false
+			l.errorf(a.Expr.Range(), "Unknown failure action", "on_failure %q is not known%s: use \"quiesce\" (the default: weight 0, established connections finish) or \"remove\" (the destination leaves the service, and its connections' packets are dropped, as keepalived does).",
+				v, suggest(v, protocol.FailureActions))
+		} else if hc.OnFailure = protocol.FailureAction(v); hc.OnFailure == protocol.Remove && s.Scheduler == "mh" {
+			ok = false
+			l.errorf(a.Expr.Range(), "on_failure = \"remove\" on an mh service",
+				"virtual_service %q uses mh (Maglev hashing): removing a destination rebuilds its lookup table and moves flows of other destinations, while weight 0 keeps its slots and only marks them unavailable. Use on_failure = \"quiesce\" (the default).", s.Name)
 		}
 	}
 	if none || !typeKnown {
@@ -365,6 +379,7 @@ func (s *VirtualService) desiredCheck(svc protocol.Service, vip netip.Addr, mark
 		TimeoutMS:  int(s.Check.Timeout / time.Millisecond),
 		Fall:       s.Check.Fall,
 		Rise:       s.Check.Rise,
+		OnFailure:  s.Check.OnFailure,
 		Payload:    s.Check.Payload, // udp only
 	}
 	hc.Path, hc.Host, hc.ExpectStatus, hc.ExpectBody = s.Check.Path, s.Check.Host, s.Check.ExpectStatus, s.Check.ExpectBody // a tcp or udp check has none (healthCheck)
@@ -375,7 +390,7 @@ func (s *VirtualService) desiredCheck(svc protocol.Service, vip netip.Addr, mark
 	var probes []protocol.Service
 	for _, dst := range svc.Destinations {
 		m := mark(dst)
-		hc.Destinations = append(hc.Destinations, protocol.CheckedDestination{Address: dst.Address, Port: dst.Port, Weight: dst.Weight, Mark: m})
+		hc.Destinations = append(hc.Destinations, protocol.CheckedDestination{Address: dst.Address, Port: dst.Port, Weight: dst.Weight, Mark: m, Tunnel: dst.Tunnel})
 		probes = append(probes, protocol.Service{Address: unspec, FWMark: m, Scheduler: "rr", Destinations: []protocol.Destination{
 			{Address: dst.Address, Port: port, Weight: 1, Forward: protocol.ForwardTunnel, Tunnel: s.Tunnel},
 		}})

@@ -97,6 +97,10 @@ func TestHealthCheckDiagnostics(t *testing.T) {
 			"Attribute applies to http and https checks only", "A udp check sends the service's probe block and checks the start of the reply (the probe block's expect), so path means nothing to it. Remove path.", "23:5"},
 		{"expect_body on a udp check", base + udp(probeBlock(`send = "x"`), checkBlock(`type = "udp"`, `expect_body = "ok"`)),
 			"Attribute applies to http and https checks only", "so expect_body means nothing to it", "24:5"},
+		{"unknown on_failure", base + svc(checkBlock(`on_failure = "drop"`)),
+			"Unknown failure action", `on_failure "drop" is not known: use "quiesce"`, "19:18"},
+		{"remove on mh", base + svc(`scheduler = "mh"`, checkBlock(`on_failure = "remove"`)),
+			`on_failure = "remove" on an mh service`, "weight 0 keeps its slots", "20:18"},
 		{"IPv6 service, IPv4 director", base6 + svc(`vip = "2001:2::10"`, checkBlock()),
 			"Director has no IPv6 address", `whose checks leave director "d1" from its IPv6 address, but it has only 198.18.0.1`, "16:16"},
 		{"fwmark at the probe base", base + fwm(fmt.Sprintf("fwmark = %d", protocol.ProbeMarkBase)),
@@ -122,23 +126,25 @@ func TestHealthCheckAccepted(t *testing.T) {
 		want      *HealthCheck // nil: no check
 	}{
 		{"defaults", base + svc(checkBlock()),
-			&HealthCheck{Type: protocol.CheckTCP, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2}},
+			&HealthCheck{Type: protocol.CheckTCP, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2, OnFailure: protocol.Quiesce}},
 		{"http defaults", base + svc(checkBlock(`type = "http"`)),
-			&HealthCheck{Type: protocol.CheckHTTP, Path: "/", ExpectStatus: 200, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2}},
+			&HealthCheck{Type: protocol.CheckHTTP, Path: "/", ExpectStatus: 200, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2, OnFailure: protocol.Quiesce}},
 		{"https, everything", base + svc(checkBlock(`type = "https"`, `path = "/healthz?full=1"`, `host = "www.example.com"`, `expect_status = 204`, `expect_body = "ok"`,
 			`interval = "1m"`, `timeout = "59.5s"`, `fall = 100`, `rise = 1`)),
-			&HealthCheck{Type: protocol.CheckHTTPS, Path: "/healthz?full=1", Host: "www.example.com", ExpectStatus: 204, ExpectBody: "ok", Interval: 60_000_000_000, Timeout: 59_500_000_000, Fall: 100, Rise: 1}},
+			&HealthCheck{Type: protocol.CheckHTTPS, Path: "/healthz?full=1", Host: "www.example.com", ExpectStatus: 204, ExpectBody: "ok", Interval: 60_000_000_000, Timeout: 59_500_000_000, Fall: 100, Rise: 1, OnFailure: protocol.Quiesce}},
+		{"remove", base + svc(checkBlock(`on_failure = "remove"`)),
+			&HealthCheck{Type: protocol.CheckTCP, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2, OnFailure: protocol.Remove}},
 		{"limits", base + svc(checkBlock(`interval = "100ms"`, `timeout = "10ms"`)),
-			&HealthCheck{Type: protocol.CheckTCP, Interval: 100_000_000, Timeout: 10_000_000, Fall: 3, Rise: 2}},
+			&HealthCheck{Type: protocol.CheckTCP, Interval: 100_000_000, Timeout: 10_000_000, Fall: 3, Rise: 2, OnFailure: protocol.Quiesce}},
 		{"none", base + svc(checkBlock(`type = "none"`, `path = "/"`)), nil},
 		{"none on a UDP service", base + udp(checkBlock(`type = "none"`)), nil},
 		{"UDP defaults", base + udp(probeBlock(`send = "ping"`, `expect = "pong"`), checkBlock()),
-			&HealthCheck{Type: protocol.CheckUDP, Payload: protocol.Payload{Send: "ping", Expect: "pong"}, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2}},
+			&HealthCheck{Type: protocol.CheckUDP, Payload: protocol.Payload{Send: "ping", Expect: "pong"}, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2, OnFailure: protocol.Quiesce}},
 		{"udp, any reply", base + udp(probeBlock(`send_hex = "00 01"`), checkBlock(`type = "udp"`, `interval = "5s"`, `timeout = "2s"`, `fall = 1`)),
-			&HealthCheck{Type: protocol.CheckUDP, Payload: protocol.Payload{Send: "\x00\x01"}, Interval: 5_000_000_000, Timeout: 2_000_000_000, Fall: 1, Rise: 2}},
+			&HealthCheck{Type: protocol.CheckUDP, Payload: protocol.Payload{Send: "\x00\x01"}, Interval: 5_000_000_000, Timeout: 2_000_000_000, Fall: 1, Rise: 2, OnFailure: protocol.Quiesce}},
 		{"none on an IPv6 service", base6 + svc(`vip = "2001:2::10"`, checkBlock(`type = "none"`)), nil},
 		{"firewall-mark service", base + fwm(checkBlock()),
-			&HealthCheck{Type: protocol.CheckTCP, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2}},
+			&HealthCheck{Type: protocol.CheckTCP, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, Fall: 3, Rise: 2, OnFailure: protocol.Quiesce}},
 		{"fwmark below the probe range", base + fwm(fmt.Sprintf("fwmark = %d", protocol.ProbeMarkBase-1)), nil},
 		{"fwmark above the probe range", base + fwm(fmt.Sprintf("fwmark = %d", protocol.ProbeMarkBase+protocol.ProbeMarks)), nil},
 	}
@@ -190,7 +196,7 @@ func TestHealthCheckDesired(t *testing.T) {
 	if fmt.Sprint(d.Sysctls) != "[{net.ipv4.conf.all.accept_local 1} {net.ipv4.conf.all.rp_filter 2} {net.ipv4.ip_forward 1}]" {
 		t.Errorf("sysctls %v", d.Sysctls)
 	}
-	want := `[{"service":{"protocol":"","address":"0.0.0.0","port":0,"fwmark":1},"type":"tcp","port":443,"source":"198.18.0.1","vip":"198.18.48.10","interval_ms":2000,"timeout_ms":1000,"fall":3,"rise":2,` +
+	want := `[{"service":{"protocol":"","address":"0.0.0.0","port":0,"fwmark":1},"type":"tcp","port":443,"source":"198.18.0.1","vip":"198.18.48.10","interval_ms":2000,"timeout_ms":1000,"fall":3,"rise":2,"on_failure":"quiesce",` +
 		`"destinations":[{"address":"198.18.1.1","port":0,"weight":1,"mark":1953497088},{"address":"198.18.1.2","port":0,"weight":1,"mark":1953497089}]}]`
 	if got := jsonOf(d.Checks); got != want {
 		t.Errorf("checks\n%s\nwant\n%s", got, want)
@@ -216,7 +222,7 @@ func TestHealthCheckDesiredUDP(t *testing.T) {
 		t.Fatal(diags)
 	}
 	want := `[{"service":{"protocol":"udp","address":"198.18.48.10","port":80},"type":"udp","port":80,"source":"198.18.0.1","vip":"198.18.48.10","payload":{"send":"70696e67","expect":"706f6e67"},` +
-		`"interval_ms":2000,"timeout_ms":1000,"fall":3,"rise":2,"destinations":[{"address":"198.18.1.1","port":80,"weight":1,"mark":1953497088}]}]`
+		`"interval_ms":2000,"timeout_ms":1000,"fall":3,"rise":2,"on_failure":"quiesce","destinations":[{"address":"198.18.1.1","port":80,"weight":1,"mark":1953497088}]}]`
 	if got := jsonOf(p.Desired()["d1"].Checks); got != want {
 		t.Errorf("checks\n%s\nwant\n%s", got, want)
 	}
@@ -331,7 +337,7 @@ func TestHealthCheckDesiredIPv6(t *testing.T) {
 	}
 	d := p.Desired()["d1"]
 	want := `[{"service":{"protocol":"tcp","address":"2001:2::10","port":80},"type":"tcp","port":80,"source":"2001:2::1","vip":"2001:2::10",` +
-		`"interval_ms":2000,"timeout_ms":1000,"fall":3,"rise":2,"destinations":[{"address":"2001:2:0:1::1","port":80,"weight":1,"mark":1953497088}]}]`
+		`"interval_ms":2000,"timeout_ms":1000,"fall":3,"rise":2,"on_failure":"quiesce","destinations":[{"address":"2001:2:0:1::1","port":80,"weight":1,"mark":1953497088}]}]`
 	if got := jsonOf(d.Checks); got != want {
 		t.Errorf("checks\n%s\nwant\n%s", got, want)
 	}

@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -89,14 +93,17 @@ func (f *fakeIPVS) Counters(svcs []cipvs.Service) ([][]cipvs.DestinationExtended
 func (f *fakeIPVS) Queue(w ipvs.Write) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if w.Cmd != ipvs.SetDest {
-		return errors.New("the watcher only sets weights")
-	}
-	for i := range f.dests {
-		if f.dests[i].Address == w.Dest.Address && f.dests[i].Port == w.Dest.Port {
-			f.dests[i].Weight = w.Dest.Weight
-			f.writes++
-		}
+	f.writes++
+	i := slices.IndexFunc(f.dests, func(d cipvs.Destination) bool { return d.Address == w.Dest.Address && d.Port == w.Dest.Port })
+	switch {
+	case w.Cmd == ipvs.SetDest && i >= 0:
+		f.dests[i].Weight = w.Dest.Weight
+	case w.Cmd == ipvs.NewDest && i < 0:
+		f.dests = append(f.dests, w.Dest)
+	case w.Cmd == ipvs.DelDest && i >= 0:
+		f.dests = slices.Delete(f.dests, i, i+1)
+	default:
+		return fmt.Errorf("the watcher changes only destinations that are there (or adds one that is not): %v", w.Name)
 	}
 	return nil
 }
@@ -357,4 +364,69 @@ func TestRenderMetrics(t *testing.T) {
 	if label("a\"b\\c\nd") != `"a\"b\\c\nd"` {
 		t.Errorf("label %s", label("a\"b\\c\nd"))
 	}
+}
+
+// With on_failure = "remove", a failing destination leaves the service and comes back, with its
+// plan weight and the service's tunnel, once it passes; a drained one stays in at weight 0.
+func TestWatcherRemoves(t *testing.T) {
+	vip, rip1, rip2 := netip.MustParseAddr("198.18.48.180"), netip.MustParseAddr("198.18.1.183"), netip.MustParseAddr("198.18.10.182")
+	gue := protocol.Tunnel{Type: protocol.TunnelGUE, Port: 6080}
+	svc := protocol.Service{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr", Destinations: []protocol.Destination{
+		{Address: rip1, Port: 80, Weight: 1, Forward: "tunnel", Tunnel: gue}, {Address: rip2, Port: 80, Weight: 3, Forward: "tunnel", Tunnel: gue}}}
+	k := &fakeIPVS{svc: ipvs.ToKernel(svc)}
+	for _, d := range svc.Destinations {
+		k.dests = append(k.dests, ipvs.DestToKernel(d))
+	}
+	check := protocol.HealthCheck{Service: svc.Key(), Type: protocol.CheckTCP, Port: 80, VIP: vip, IntervalMS: 5, TimeoutMS: 2, Fall: 2, Rise: 2, OnFailure: protocol.Remove,
+		Destinations: []protocol.CheckedDestination{{Address: rip1, Port: 80, Weight: 1, Tunnel: gue}, {Address: rip2, Port: 80, Weight: 3, Tunnel: gue}}}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "watch.json")
+	b, _ := json.Marshal(protocol.WatchSpec{Checks: []protocol.HealthCheck{check}})
+	if err := os.WriteFile(cfg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var failing atomic.Bool
+	w := &Watcher{Config: cfg, Status: filepath.Join(dir, "health.json"), Drains: filepath.Join(dir, "drains.json"), IPVS: func() (ipvs.Kernel, error) { return k, nil },
+		Log: io.Discard, Every: 20 * time.Millisecond, MetricsEvery: time.Hour,
+		Check: func(_ context.Context, _ protocol.HealthCheck, d protocol.CheckedDestination) error {
+			if d.Address == rip2 && failing.Load() {
+				return errors.New("connect: connection refused")
+			}
+			return nil
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	table := func() string {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		var s []string
+		for _, d := range k.dests {
+			s = append(s, fmt.Sprintf("%s w%d %v:%d", d.Address, d.Weight, d.TunnelType, d.TunnelPort))
+		}
+		return strings.Join(s, ", ")
+	}
+	waitFor := func(what, want string) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			if table() == want {
+				return
+			}
+		}
+		t.Fatalf("%s: %s, want %s", what, table(), want)
+	}
+	both := "198.18.1.183 w1 GUE:6080, 198.18.10.182 w3 GUE:6080"
+	waitFor("start", both)
+	failing.Store(true)
+	waitFor("rs2 removed", "198.18.1.183 w1 GUE:6080")
+	failing.Store(false)
+	waitFor("rs2 back", both)
+	d, _ := json.Marshal(protocol.Drains{Drains: []protocol.Drain{{Service: svc.Key(), Address: rip2, Port: 80}}})
+	if err := os.WriteFile(w.Drains, d, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("rs2 drained", "198.18.1.183 w1 GUE:6080, 198.18.10.182 w0 GUE:6080")
+	failing.Store(true)
+	time.Sleep(100 * time.Millisecond)
+	waitFor("rs2 failing and drained: in, at 0", "198.18.1.183 w1 GUE:6080, 198.18.10.182 w0 GUE:6080")
 }

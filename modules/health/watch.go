@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/files"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/protocol"
@@ -179,46 +180,77 @@ func (w *Watcher) loop(ctx context.Context, r result, c protocol.HealthCheck, d 
 	}
 }
 
-// apply gives the destinations of checked service i the weights their health decides, where the
-// kernel has others: all of them, or (all false) only those it holds at 0.
+// apply makes the kernel's destinations of checked service i what their health decides, where it
+// has others: all of them, or (all false) only those held at 0 or out. A destination that fails
+// its checks has weight 0 (on_failure quiesce) or leaves the service (remove); a drained one has
+// weight 0 whatever its health; a removed one that passes again is added back at its plan weight.
+// Each change is logged as apply shows it.
 func (w *Watcher) apply(i int, all bool) {
 	c := w.spec.Checks[i]
 	want, failOpen := weights(w.services[i])
 	if failOpen && all {
 		w.logf("%s: every destination fails its check: all keep their plan weight (fail open)", c.Service)
 	}
-	if err := w.setWeights(c, want, all); err != nil {
+	changes, err := w.edit(i, want, failOpen, all)
+	for _, ch := range changes {
+		w.logf("%c %s  %s", ch.Action, ch.Address, ch.Shown())
+	}
+	if err != nil {
 		w.logf("%s: %v", c.Service, err)
 	}
 }
 
-// setWeights changes the weights of c's destinations that differ from want in the kernel (want[j]
-// is c.Destinations[j]'s; with all false, only the zeros), each change logged as apply shows it.
-// A drained destination's weight is 0 whatever its health.
-func (w *Watcher) setWeights(c protocol.HealthCheck, want []uint32, all bool) error {
+// target is what one checked destination must be in the kernel: its weight, or out of the service.
+type target struct {
+	weight uint32
+	out    bool
+}
+
+// edit makes the changes apply decides (want[j] is the weight weights gives destination j).
+func (w *Watcher) edit(i int, want []uint32, failOpen, all bool) ([]change.Change, error) {
+	c := w.spec.Checks[i]
 	k, err := w.ipvs()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	drained := w.readDrains()
-	weights := make(map[netip.AddrPort]uint32, len(want))
+	remove := c.OnFailure == protocol.Remove
+	targets := make(map[netip.AddrPort]target, len(want))
 	for j, d := range c.Destinations {
-		wt := want[j]
-		if drained[drainKey{c.Service, addrPort(d)}] {
-			wt = 0
+		t := target{weight: want[j]}
+		switch {
+		case drained[drainKey{c.Service, addrPort(d)}]:
+			t.weight = 0
+		case remove && !w.services[i][j].healthy && !failOpen:
+			t.out = true
 		}
-		if all || wt == 0 {
-			weights[netip.AddrPortFrom(d.Address, d.Port)] = wt
+		if all || t.weight == 0 || t.out {
+			targets[netip.AddrPortFrom(d.Address, d.Port)] = t
 		}
 	}
-	changes, err := ipvs.Reweigh(k, c.Service, func(ap netip.AddrPort) (uint32, bool) {
-		wt, ok := weights[ap]
-		return wt, ok
+	return ipvs.Edit(k, c.Service, func(ds []protocol.Destination) []protocol.Destination {
+		var out []protocol.Destination
+		have := map[netip.AddrPort]bool{}
+		for _, d := range ds {
+			ap := netip.AddrPortFrom(d.Address, d.Port)
+			have[ap] = true
+			t, ok := targets[ap]
+			if ok && t.out {
+				continue
+			}
+			if ok {
+				d.Weight = t.weight
+			}
+			out = append(out, d)
+		}
+		for _, d := range c.Destinations { // back in: what the watcher took out (remove) and passes again
+			ap := netip.AddrPortFrom(d.Address, d.Port)
+			if t, ok := targets[ap]; remove && ok && !t.out && !have[ap] {
+				out = append(out, protocol.Destination{Address: d.Address, Port: d.Port, Weight: t.weight, Forward: protocol.ForwardTunnel, Tunnel: d.Tunnel})
+			}
+		}
+		return out
 	})
-	for _, ch := range changes {
-		w.logf("%c %s  %s", ch.Action, ch.Address, ch.Shown())
-	}
-	return err
 }
 
 // ipvs is the kernel's IPVS, opened at the first need.

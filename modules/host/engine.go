@@ -353,6 +353,7 @@ func (e *Engine) converge(req protocol.Request, resp *protocol.Response) error {
 	if w := e.bootWarning(want); w != "" {
 		resp.Warnings = append(resp.Warnings, w)
 	}
+	planned := want
 	if want, resp.Held, err = e.held(want); err != nil {
 		return err
 	}
@@ -390,7 +391,7 @@ func (e *Engine) converge(req protocol.Request, resp *protocol.Response) error {
 	}
 	// The generation records what was asked: the checks (declared, not read from the kernel) and
 	// the plan weights of what the watcher holds at 0.
-	after = declared(after, resp.Held)
+	after = declared(after, planned, resp.Held)
 	after.Checks, after.Metrics = want.Checks, want.Metrics
 	resp.Changes = change.Changes(steps)
 	gen := protocol.Generation{N: latest.N + 1, Time: e.now(), Kind: kind, RunID: req.RunID, Actor: req.Actor, Changes: len(steps), State: after}

@@ -2,6 +2,7 @@ package host
 
 import (
 	"encoding/json"
+	"net/netip"
 	"os"
 	"slices"
 	"time"
@@ -97,6 +98,12 @@ func (e *Engine) held(want protocol.State) (protocol.State, []protocol.Held, err
 				d.Weight = 0
 			}
 		}
+		// What the watcher removed (on_failure remove) is out of the service, not at weight 0.
+		svc.Destinations = slices.DeleteFunc(svc.Destinations, func(d protocol.Destination) bool {
+			return slices.ContainsFunc(out, func(h protocol.Held) bool {
+				return h.Removed && h.Service == svc.Key() && h.Address == d.Address && h.Port == d.Port
+			})
+		})
 	}
 	return want, out, nil
 }
@@ -114,10 +121,11 @@ func holdOf(svc protocol.Key, d protocol.Destination, drains []protocol.Drain, r
 	if report == nil || !slices.ContainsFunc(checks, func(c protocol.HealthCheck) bool { return c.Service == svc }) {
 		return h, false
 	}
+	c := checks[slices.IndexFunc(checks, func(c protocol.HealthCheck) bool { return c.Service == svc })]
 	for _, sh := range report.Services {
 		for _, dh := range sh.Destinations {
 			if sh.Service == svc && dh.Quiesced && dh.Address == d.Address && dh.Port == d.Port {
-				h.By, h.Since, h.Reason = protocol.HeldByHealth, dh.Since, dh.Last
+				h.By, h.Since, h.Reason, h.Removed = protocol.HeldByHealth, dh.Since, dh.Last, c.OnFailure == protocol.Remove
 				return h, true
 			}
 		}
@@ -125,25 +133,37 @@ func holdOf(svc protocol.Key, d protocol.Destination, drains []protocol.Drain, r
 	return h, false
 }
 
-// declared is st (read after an apply) with the held destinations at their plan weights: a
-// generation records what the plan asked, so that a restore or a rollback does not hold at 0 what
-// the watcher may since have let go.
-func declared(st protocol.State, held []protocol.Held) protocol.State {
+// declared is st (read after an apply) with the held destinations as plan (the state asked, before
+// held) has them: at their plan weights, and those the watcher removed back in. A generation
+// records what the plan asked, so that a restore or a rollback does not hold out what the watcher
+// may since have let go.
+func declared(st, plan protocol.State, held []protocol.Held) protocol.State {
 	if len(held) == 0 {
 		return st
 	}
 	st.Services = slices.Clone(st.Services)
 	for i := range st.Services {
 		s := &st.Services[i]
+		p := slices.IndexFunc(plan.Services, func(x protocol.Service) bool { return x.Key() == s.Key() })
+		if p < 0 {
+			continue
+		}
 		s.Destinations = slices.Clone(s.Destinations)
-		for j := range s.Destinations {
-			d := &s.Destinations[j]
-			for _, h := range held {
-				if h.Service == s.Key() && h.Address == d.Address && h.Port == d.Port {
-					d.Weight = h.Weight
-				}
+		for _, h := range held {
+			if h.Service != s.Key() {
+				continue
+			}
+			at := func(d protocol.Destination) bool { return d.Address == h.Address && d.Port == h.Port }
+			want := plan.Services[p].Destinations[slices.IndexFunc(plan.Services[p].Destinations, at)]
+			if j := slices.IndexFunc(s.Destinations, at); j >= 0 {
+				s.Destinations[j] = want
+			} else {
+				s.Destinations = append(s.Destinations, want)
 			}
 		}
+		slices.SortFunc(s.Destinations, func(a, b protocol.Destination) int {
+			return netip.AddrPortFrom(a.Address, a.Port).Compare(netip.AddrPortFrom(b.Address, b.Port))
+		})
 	}
 	return st
 }

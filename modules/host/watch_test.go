@@ -122,3 +122,31 @@ func TestHeldWeightsAreRuntimeState(t *testing.T) {
 		t.Errorf("watcher calls %q, want one start", *calls)
 	}
 }
+
+// With on_failure = "remove", a destination the watcher removed is no drift while its report is
+// fresh: diff shows it held (removed), apply leaves it out, and the generation records it as the
+// plan has it, so a restore brings it back.
+func TestRemovedDestinationsAreRuntimeState(t *testing.T) {
+	f, e, _, _ := watcherEngine(t)
+	want := checked(1, 3)
+	want.Checks[0].OnFailure = protocol.Remove
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: want, RunID: "r1"})
+	key := "6/" + vip.String() + ":80"
+	delete(f.svcs[key].dests, rip2.String()+":80") // as the watcher removes it
+	writeReport(t, e, e.Now(), protocol.DestinationHealth{Address: rip1, Port: 80, Healthy: true},
+		protocol.DestinationHealth{Address: rip2, Port: 80, Quiesced: true, Last: "connect: connection refused"})
+	diff := mustHandle(t, e, protocol.Request{Op: protocol.OpDiff, Desired: want})
+	if len(diff.Changes) != 0 || len(diff.Held) != 1 || !diff.Held[0].Removed || diff.Held[0].Weight != 3 {
+		t.Fatalf("diff: changes %v, held %+v", diff.Changes, diff.Held)
+	}
+	want.Services[0].Destinations[0].Weight = 2
+	want.Checks[0].Destinations[0].Weight = 2
+	mustHandle(t, e, protocol.Request{Op: protocol.OpApply, Desired: want, RunID: "r2"})
+	if _, in := f.svcs[key].dests[rip2.String()+":80"]; in || weightOf(f, rip1.String()) != 2 {
+		t.Errorf("apply: rs2 in the kernel %v, rs1 weight %d", in, weightOf(f, rip1.String()))
+	}
+	gens := mustHandle(t, e, protocol.Request{Op: protocol.OpHistory}).Generations
+	if ds := gens[len(gens)-1].State.Services[0].Destinations; len(ds) != 2 || ds[1].Address != rip2 || ds[1].Weight != 3 {
+		t.Errorf("the generation records %+v, want rs2 at its plan weight 3", ds)
+	}
+}

@@ -26,9 +26,10 @@ type HealthCheck struct {
 	Payload      Payload              `json:"payload,omitzero"`        // udp: the datagram sent and the reply expected (the service's probe block)
 	IntervalMS   int                  `json:"interval_ms"`
 	TimeoutMS    int                  `json:"timeout_ms"`
-	Fall         int                  `json:"fall"`         // consecutive failures that take a destination out
-	Rise         int                  `json:"rise"`         // consecutive successes that bring it back
-	Destinations []CheckedDestination `json:"destinations"` // sorted by Address, Port
+	Fall         int                  `json:"fall"`                 // consecutive failures that take a destination out
+	Rise         int                  `json:"rise"`                 // consecutive successes that bring it back
+	OnFailure    FailureAction        `json:"on_failure,omitempty"` // what taking it out is: weight 0, or leaving the service; "" is Quiesce
+	Destinations []CheckedDestination `json:"destinations"`         // sorted by Address, Port
 }
 
 // CheckedDestination is one destination of a checked service: its plan weight, which the watcher
@@ -38,6 +39,26 @@ type CheckedDestination struct {
 	Port    uint16     `json:"port"`
 	Weight  uint32     `json:"weight"`
 	Mark    uint32     `json:"mark"`
+	Tunnel  Tunnel     `json:"tunnel,omitzero"` // the service's: what a removed destination is added back with
+}
+
+// FailureAction is what the watcher does with a destination that fails its checks.
+type FailureAction string
+
+const (
+	// Quiesce gives it weight 0: no new connection goes to it, established ones finish.
+	Quiesce FailureAction = "quiesce"
+	// Remove takes it out of the service, as keepalived does: the packets of its established
+	// connections are dropped (expire_nodest_conn says whether their entries go at once) until it is
+	// added back.
+	Remove FailureAction = "remove"
+)
+
+// FailureActions are the on_failure values a plan may name.
+var FailureActions = []string{string(Quiesce), string(Remove)}
+
+func (a *FailureAction) UnmarshalText(b []byte) error {
+	return enum(a, b, "failure action", Quiesce, Remove)
 }
 
 // The probe services' marks come from a range that plans may not use for their own firewall-mark
@@ -132,14 +153,15 @@ func (h Health) Fresh(now time.Time, spec WatchSpec) bool {
 	return now.Sub(h.Heartbeat) <= 3*shortest+time.Second
 }
 
-// Held is a destination held at weight 0 by runtime state, as a diff or an apply reports it: not
-// drift. Weight is its plan weight, which it gets back once it passes its checks and is undrained.
+// Held is a destination held back by runtime state (at weight 0, or removed), as a diff or an
+// apply reports it: not drift. Weight is its plan weight, which it gets back once it passes its checks and is undrained.
 type Held struct {
 	Service Key        `json:"service"`
 	Address netip.Addr `json:"address"`
 	Port    uint16     `json:"port"`
 	Weight  uint32     `json:"weight"`
 	By      HoldCause  `json:"by"`
+	Removed bool       `json:"removed,omitempty"` // out of the service (health, on_failure remove), not at weight 0
 	Since   time.Time  `json:"since"`
 	Reason  string     `json:"reason"` // health: the last check's result; drain: who drained it
 }

@@ -84,7 +84,7 @@ func TestDrainWaitsForConnections(t *testing.T) {
 	}
 
 	// Held, not drift: diff exits 0 and names the drain; apply leaves it; status shows it.
-	if out := mustTunplan(t, healthExample, 0, "diff"); !strings.Contains(out, "tcp/"+vip+":80 -> "+rip1+":80  plan weight 1, drained by ") {
+	if out := mustTunplan(t, healthExample, 0, "diff"); !strings.Contains(out, "tcp/"+vip+":80 -> "+rip1+":80  at weight 0 (plan weight 1), drained by ") {
 		t.Errorf("diff with shanghai drained:\n%s", out)
 	}
 	mustTunplan(t, healthExample, 0, "apply", "--auto-approve")

@@ -33,7 +33,7 @@ func TestHealthChecksIPv6(t *testing.T) {
 	sh(t, "rs2", "/usr/sbin/nginx -e /var/log/nginx/error.log -c "+nginxConf("rs2")+" -s stop")
 	held := waitWeight(t, web6, "["+lab.RS2IP6+"]", "0", 10*time.Second)
 	t.Logf("beijing's nginx stopped: weight 0 in the IPv6 service after %v (bound: fall 2 × interval 1s + timeout 500ms = 2.5s)", held.Sub(stopping).Round(10*time.Millisecond))
-	if out := mustTunplan(t, plan, 0, "diff"); !strings.Contains(out, "tcp/["+lab.VIP6+"]:80 -> ["+lab.RS2IP6+"]:80  plan weight 1, failing since ") {
+	if out := mustTunplan(t, plan, 0, "diff"); !strings.Contains(out, "tcp/["+lab.VIP6+"]:80 -> ["+lab.RS2IP6+"]:80  at weight 0 (plan weight 1), failing since ") {
 		t.Errorf("diff with beijing held:\n%s", out)
 	}
 	restartNginx(t, "rs2", nginxConf("rs2"))

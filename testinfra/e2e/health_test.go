@@ -52,7 +52,7 @@ func TestHealthChecksHoldAFailingRealserver(t *testing.T) {
 	time.Sleep(2 * time.Second) // requests after the window: none may fail
 
 	out := mustTunplan(t, healthExample, 0, "diff")
-	if !strings.Contains(out, "held at weight 0 by health checks or drains (runtime state, not drift):") || !strings.Contains(out, "tcp/"+vip+":80 -> "+rip2+":80  plan weight 1, failing since ") {
+	if !strings.Contains(out, "held back by health checks or drains (runtime state, not drift):") || !strings.Contains(out, "tcp/"+vip+":80 -> "+rip2+":80  at weight 0 (plan weight 1), failing since ") {
 		t.Errorf("diff with rs2 held:\n%s", out)
 	}
 	sh(t, "director", "ipvsadm -e -t "+vip+":80 -r "+rip1+":80 -i -w 5")
@@ -89,16 +89,16 @@ func TestHealthChecksHoldAFailingRealserver(t *testing.T) {
 	var before, window, after []string
 	for _, r := range results {
 		switch {
-		case r.result == "ok":
-		case r.at.Before(stopping):
-			before = append(before, r.result)
-		case r.at.Before(held.Add(500 * time.Millisecond)):
-			window = append(window, r.result)
+		case r.Result == "ok":
+		case r.At.Before(stopping):
+			before = append(before, r.Result)
+		case r.At.Before(held.Add(500 * time.Millisecond)):
+			window = append(window, r.Result)
 		default:
-			after = append(after, r.result)
+			after = append(after, r.Result)
 		}
 	}
-	span := results[len(results)-1].at.Sub(results[0].at)
+	span := results[len(results)-1].At.Sub(results[0].At)
 	rate := float64(len(results)) / span.Seconds()
 	t.Logf("client: %d requests in %v (%.1f/s); %d failed inside the window of %v, %d before it, %d after it", len(results), span.Round(time.Second), rate, len(window), detect.Round(10*time.Millisecond), len(before), len(after))
 	if len(before) != 0 || len(after) != 0 || rate < 5 {

@@ -31,7 +31,7 @@ func TestHealthChecksUDP(t *testing.T) {
 	if held.Sub(stopping) > 3500*time.Millisecond {
 		t.Errorf("beijing held after %v", held.Sub(stopping))
 	}
-	if out := mustTunplan(t, plan, 0, "diff"); !strings.Contains(out, "udp/"+vip+":"+udpPort+" -> "+rip2+":"+udpPort+"  plan weight 1, failing since ") || !strings.Contains(out, "connection refused") {
+	if out := mustTunplan(t, plan, 0, "diff"); !strings.Contains(out, "udp/"+vip+":"+udpPort+" -> "+rip2+":"+udpPort+"  at weight 0 (plan weight 1), failing since ") || !strings.Contains(out, "connection refused") {
 		t.Errorf("diff with beijing held:\n%s", out)
 	}
 	if w := weightIn(t, echo, rip1); w != "1" {

@@ -14,8 +14,8 @@ import (
 
 // TestMain builds tunplan (helper embedded) on the host, then runs the tests inside the lab VM.
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(loopEnv); spec != "" {
-		os.Exit(requestLoop(spec))
+	if spec := os.Getenv(lab.LoopEnv); spec != "" {
+		os.Exit(lab.RequestLoop(spec))
 	}
 	if !lab.Inside() {
 		bin, err := buildTunplan()

@@ -375,9 +375,9 @@ func TestDiffShowsHeldDestinationsAsNoDrift(t *testing.T) {
 		Since: time.Date(2026, 12, 3, 13, 5, 0, 0, time.UTC), Reason: "drained by ops@laptop"}}}}
 	out, errOut, code := runCLI(t, f, "", "diff", "-f", example)
 	want := "# lvs01 (director, 198.19.0.11): no changes\n" +
-		"  held at weight 0 by health checks or drains (runtime state, not drift):\n" +
-		"    tcp/198.18.48.180:80 -> 198.18.10.182:80  plan weight 1, failing since 2026-12-03T13:02:11Z: connect: connection refused\\x1b[2J\n" +
-		"    tcp/198.18.48.180:80 -> 198.18.10.183:80  plan weight 2, drained by ops@laptop at 2026-12-03T13:05:00Z\n"
+		"  held back by health checks or drains (runtime state, not drift):\n" +
+		"    tcp/198.18.48.180:80 -> 198.18.10.182:80  at weight 0 (plan weight 1), failing since 2026-12-03T13:02:11Z: connect: connection refused\\x1b[2J\n" +
+		"    tcp/198.18.48.180:80 -> 198.18.10.183:80  at weight 0 (plan weight 2), drained by ops@laptop at 2026-12-03T13:05:00Z\n"
 	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "No drift") {
 		t.Errorf("exit %d\n%s\nwant it to hold:\n%s\nstderr: %s", code, out, want, errOut)
 	}

@@ -257,22 +257,27 @@ func renderApplyJSON(w io.Writer, r *fleet.Run, diags hcl.Diagnostics, verify *v
 	}{status, out, tallyJSON{t, len(r.Failed())}, verify, diagnosticsJSON(diags)})
 }
 
-// renderHeld writes the destinations a watcher holds at weight 0, apart from the changes: they are
-// what is true now, not drift.
+// renderHeld writes the destinations health checks or drains hold back (at weight 0, or removed),
+// apart from the changes: they are what is true now, not drift.
 //
-//	held at weight 0 by health checks (runtime state, not drift):
-//	  tcp/198.18.48.180:80 -> 198.18.10.182:80  plan weight 1, failing since 2026-12-03T13:02:11Z: connect: connection refused
+//	held back by health checks or drains (runtime state, not drift):
+//	  tcp/198.18.48.180:80 -> 198.18.10.182:80  at weight 0 (plan weight 1), failing since 2026-12-03T13:02:11Z: connect: connection refused
+//	  tcp/198.18.48.180:80 -> 198.18.1.183:80  at weight 0 (plan weight 1), drained by ops@laptop at 2026-12-03T13:05:00Z
 func renderHeld(io *IOStreams, w io.Writer, held []protocol.Held) {
 	if len(held) == 0 {
 		return
 	}
-	fmt.Fprintln(w, io.paint(color.FgCyan)("  held at weight 0 by health checks or drains (runtime state, not drift):"))
+	fmt.Fprintln(w, io.paint(color.FgCyan)("  held back by health checks or drains (runtime state, not drift):"))
 	for _, h := range held {
 		since := h.Since.UTC().Format(time.RFC3339)
+		where := fmt.Sprintf("at weight 0 (plan weight %d)", h.Weight)
+		if h.Removed {
+			where = fmt.Sprintf("removed from the service (plan weight %d)", h.Weight)
+		}
 		why := "failing since " + since + ": " + remotetext.Escape(h.Reason)
 		if h.By == protocol.HeldByDrain {
 			why = remotetext.Escape(h.Reason) + " at " + since
 		}
-		fmt.Fprintf(w, "    %s -> %s  plan weight %d, %s\n", h.Service, netip.AddrPortFrom(h.Address, h.Port), h.Weight, why)
+		fmt.Fprintf(w, "    %s -> %s  %s, %s\n", h.Service, netip.AddrPortFrom(h.Address, h.Port), where, why)
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -139,16 +140,19 @@ func renderStatus(io *IOStreams, w io.Writer, r *fleet.Run, names map[netip.Addr
 			fmt.Fprintln(tw, "    DESTINATION\tREALSERVER\tWEIGHT\tPLAN\tACTIVE\tINACTIVE\tCONNS\tPACKETS\tBYTES\tSTATE")
 			for _, d := range s.Destinations {
 				plan, planned := planWeight(h.Desired, s.Service, d)
-				name := names[d.Address]
-				if name == "" {
-					name = "-"
-				}
+				name := cmp.Or(names[d.Address], "-")
 				planText := "-"
 				if planned {
 					planText = fmt.Sprint(plan)
 				}
 				fmt.Fprintf(tw, "    %s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", netip.AddrPortFrom(d.Address, d.Port), name, d.Weight, planText,
 					d.ActiveConns, d.InactiveConns, d.Conns, d.InPackets, bytesText(d.InBytes), destinationState(*st, s.Service, d, plan, planned))
+			}
+			for _, x := range planDestinations(h.Desired, s.Service) {
+				if !slices.ContainsFunc(s.Destinations, func(d protocol.DestinationStatus) bool { return d.Address == x.Address && d.Port == x.Port }) {
+					fmt.Fprintf(tw, "    %s\t%s\t-\t%d\t-\t-\t-\t-\t-\t%s\n", netip.AddrPortFrom(x.Address, x.Port), cmp.Or(names[x.Address], "-"), x.Weight,
+						missingState(*st, h.Desired, s.Service, x))
+				}
 			}
 			tw.Flush()
 		}
@@ -171,17 +175,22 @@ func watcherState(st protocol.Status, want protocol.State, now time.Time) (strin
 
 // planWeight is the plan's weight of d in service svc, and whether the plan has d there.
 func planWeight(want protocol.State, svc protocol.Key, d protocol.DestinationStatus) (uint32, bool) {
-	for _, s := range want.Services {
-		if s.Key() != svc {
-			continue
-		}
-		for _, x := range s.Destinations {
-			if x.Address == d.Address && x.Port == d.Port {
-				return x.Weight, true
-			}
+	for _, x := range planDestinations(want, svc) {
+		if x.Address == d.Address && x.Port == d.Port {
+			return x.Weight, true
 		}
 	}
 	return 0, false
+}
+
+// planDestinations are the plan's destinations of service svc.
+func planDestinations(want protocol.State, svc protocol.Key) []protocol.Destination {
+	for _, s := range want.Services {
+		if s.Key() == svc {
+			return s.Destinations
+		}
+	}
+	return nil
 }
 
 // destinationState is a destination's STATE column (see status's help). The watcher's words are
@@ -197,17 +206,7 @@ func destinationState(st protocol.Status, svc protocol.Key, d protocol.Destinati
 		x := st.Drains[i]
 		return fmt.Sprintf("drained by %s since %s", remotetext.Escape(x.Actor), at(x.Since))
 	}
-	var dh *protocol.DestinationHealth
-	failOpen := false
-	if st.Health != nil && st.Fresh {
-		for _, sh := range st.Health.Services {
-			for i := range sh.Destinations {
-				if x := &sh.Destinations[i]; sh.Service == svc && x.Address == d.Address && x.Port == d.Port {
-					dh, failOpen = x, sh.FailOpen
-				}
-			}
-		}
-	}
+	dh, failOpen := healthOf(st, svc, d.Address, d.Port)
 	switch {
 	case dh != nil && dh.Quiesced:
 		return fmt.Sprintf("quiesced since %s: %s", at(dh.Since), remotetext.Escape(dh.Last))
@@ -221,6 +220,32 @@ func destinationState(st protocol.Status, svc protocol.Key, d protocol.Destinati
 		return "up: " + remotetext.Escape(dh.Last)
 	}
 	return "up"
+}
+
+// healthOf is what a fresh report of the watcher says of a destination (nil: nothing), and whether
+// its service fails open.
+func healthOf(st protocol.Status, svc protocol.Key, addr netip.Addr, port uint16) (*protocol.DestinationHealth, bool) {
+	if st.Health == nil || !st.Fresh {
+		return nil, false
+	}
+	for _, sh := range st.Health.Services {
+		for i := range sh.Destinations {
+			if x := &sh.Destinations[i]; sh.Service == svc && x.Address == addr && x.Port == port {
+				return x, sh.FailOpen
+			}
+		}
+	}
+	return nil, false
+}
+
+// missingState is the STATE column of a plan's destination the kernel does not have: removed by
+// the watcher (on_failure remove), or drift.
+func missingState(st protocol.Status, want protocol.State, svc protocol.Key, d protocol.Destination) string {
+	remove := slices.ContainsFunc(want.Checks, func(c protocol.HealthCheck) bool { return c.Service == svc && c.OnFailure == protocol.Remove })
+	if dh, _ := healthOf(st, svc, d.Address, d.Port); remove && dh != nil && dh.Quiesced {
+		return fmt.Sprintf("removed since %s: %s", dh.Since.UTC().Format(time.RFC3339), remotetext.Escape(dh.Last))
+	}
+	return "not in the kernel (drift: run tunplan diff)"
 }
 
 // bytesText is a byte count in SI units: "812B", "95.3kB", "1.2GB".

@@ -53,6 +53,16 @@ func TestStatus(t *testing.T) {
 	if code != 0 || !slices.Equal(f.calls, []string{"lvs01 status"}) {
 		t.Errorf("exit %d, calls %v, stderr %s", code, f.calls, errOut)
 	}
+	// A destination of the plan the kernel lacks is a row of its own.
+	f.status = func(string, protocol.Request) *protocol.Status {
+		st := lvs01Status(0)
+		st.Services[0].Destinations = st.Services[0].Destinations[:1]
+		return st
+	}
+	if out, _, _ := runCLI(t, f, "", "status", "-f", example); !strings.Contains(out, "    198.18.10.182:80  beijing     -       1     -       -         -      -        -       not in the kernel (drift: run tunplan diff)\n") {
+		t.Errorf("status without beijing in the kernel:\n%s", out)
+	}
+	f.status = func(string, protocol.Request) *protocol.Status { return lvs01Status(4) }
 	out, _, code = runCLI(t, f, "", "status", "-f", example, "--json")
 	var doc struct {
 		Directors []struct {
