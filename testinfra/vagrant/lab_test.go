@@ -11,11 +11,12 @@ import (
 	"github.com/tunplan/tunplan/testinfra/lab"
 )
 
-// box is the box build-box.sh builds and adds; plan is what tunplan applies (relative to the repo).
-const (
-	box  = "tunplan/bookworm"
-	plan = "examples/two-region/tunplan.hcl"
-)
+// box is the box build-box.sh builds and adds.
+const box = "tunplan/bookworm"
+
+// example is what tunplan applies (relative to the repo), with its checks slowed for five full VMs
+// under TCG on two cores: a check every 3 s, 2 s to answer (vagrantPlan).
+const example = "examples/health-check/tunplan.hcl"
 
 // mgmt is each host's address on the lab's management network (the Vagrantfile's, the qemu lab's).
 var mgmt = map[string]string{
@@ -27,11 +28,12 @@ var mgmt = map[string]string{
 var rebooted = []string{"rs2", "director"}
 
 // TestVagrantLab boots testinfra/Vagrantfile with vagrant-libvirt under qemu's TCG (the box built
-// by build-box.sh; libvirtd in a network namespace of its own), applies examples/two-region with
-// tunplan from the machine over the management network, checks LVS-TUN with real traffic, reboots
-// a realserver and the director with `vagrant reload` and checks, with no tunplan command in
-// between, that both realservers answer again and `tunplan diff` finds nothing. It fails (never
-// skips) when the machine lacks what it needs.
+// by build-box.sh; libvirtd in a network namespace of its own), applies examples/health-check
+// (two-region with an HTTP check) with tunplan from the machine over the management network,
+// checks LVS-TUN with real traffic, reboots a realserver and the director with `vagrant reload` and
+// checks, with no tunplan command in between, that both realservers answer again, `tunplan diff`
+// finds nothing, and systemd runs the director's watcher, which holds rs2 at weight 0 while its
+// nginx is stopped. It fails (never skips) when the machine lacks what it needs.
 func TestVagrantLab(t *testing.T) {
 	requireTools(t)
 	l := newVagrantLab(t)
@@ -57,6 +59,63 @@ func TestVagrantLab(t *testing.T) {
 	// modules-load.d, sysctl.d) brought the tunnel and IPVS back.
 	l.checkTraffic("after rebooting "+strings.Join(rebooted, " and "), 2*time.Minute)
 	l.tunplan(0, "diff")
+	l.checkWatcher()
+}
+
+// checkWatcher fails the test unless systemd runs the director's watcher after its reboot
+// (tunplan-watch.service, enabled by apply) and the watcher holds rs2 at weight 0 once its nginx
+// stops, within fall × interval + timeout (and the VMs' slowness), then gives it back once nginx
+// runs again; diff exits 0 meanwhile (held, not drift).
+func (l *vagrantLab) checkWatcher() {
+	out, err := l.ssh("director", "systemctl is-active tunplan-watch.service; systemctl is-enabled tunplan-watch.service")
+	if err != nil || !strings.HasPrefix(out, "active\n") || !strings.Contains(out, "\nenabled") {
+		l.t.Fatalf("tunplan-watch.service after the director's reboot: %v\n%s", err, out)
+	}
+	if _, err := l.ssh("rs2", "systemctl stop nginx"); err != nil {
+		l.t.Fatal(err)
+	}
+	stopped := time.Now()
+	held := l.waitWeight(lab.RS2IP, "0", time.Minute)
+	l.t.Logf("rs2's nginx stopped: weight 0 after %v (bound: fall 2 × interval 3s + timeout 2s = 8s)", held.Sub(stopped).Round(100*time.Millisecond))
+	l.tunplan(0, "diff")
+	if _, err := l.ssh("rs2", "systemctl start nginx"); err != nil {
+		l.t.Fatal(err)
+	}
+	l.waitWeight(lab.RS2IP, "1", time.Minute)
+}
+
+// waitWeight polls rip's weight in the director's VIP service until it is w, and returns when it
+// saw it.
+func (l *vagrantLab) waitWeight(rip, w string, limit time.Duration) time.Time {
+	l.t.Helper()
+	line := "-a -t " + lab.VIP + ":80 -r " + rip + ":80 -i -w " + w
+	var out string
+	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		var err error
+		// The box's ipvsadm (1.31) ends the line with --tun-type ipip.
+		if out, err = l.ssh("director", "ipvsadm -Sn"); err == nil && (strings.Contains(out, line+"\n") || strings.Contains(out, line+" ")) {
+			return time.Now()
+		}
+	}
+	l.t.Fatalf("no %q on the director within %v:\n%s", line, limit, out)
+	return time.Time{}
+}
+
+// vagrantPlan writes example with its checks slowed (see example) and returns its path.
+func (l *vagrantLab) vagrantPlan() string {
+	src, err := os.ReadFile(filepath.Join(l.repo, example))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	s := strings.NewReplacer(`interval = "1s"`, `interval = "3s"`, `timeout  = "500ms"`, `timeout  = "2s"`).Replace(string(src))
+	if !strings.Contains(s, `interval = "3s"`) || !strings.Contains(s, `timeout  = "2s"`) {
+		l.t.Fatalf("%s has no interval of 1s and timeout of 500ms to slow", example)
+	}
+	p := filepath.Join(l.dir, "tunplan.hcl")
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	return p
 }
 
 // checkRestored fails the test unless the host's boot ran tunplan's restore unit successfully,
@@ -92,6 +151,7 @@ type vagrantLab struct {
 	t       *testing.T
 	dir     string
 	repo    string // the repository's root
+	plan    string // what tunplan applies (vagrantPlan)
 	bin     string // tunplan, with its helpers embedded
 	key     string // tunplan's private key; the Vagrantfile authorises key.pub for root
 	known   string // known_hosts with the hosts' real host keys
@@ -104,6 +164,7 @@ func newVagrantLab(t *testing.T) *vagrantLab {
 		t.Fatal(err)
 	}
 	l := &vagrantLab{t: t, dir: t.TempDir(), repo: repo}
+	l.plan = l.vagrantPlan()
 	l.key = filepath.Join(l.dir, "id_ed25519")
 	l.known = filepath.Join(l.dir, "known_hosts")
 	if err := os.Mkdir(filepath.Join(l.dir, "console"), 0o755); err != nil {
@@ -157,11 +218,11 @@ func (l *vagrantLab) buildTunplan() {
 	}
 }
 
-// tunplan runs a tunplan command on examples/two-region from the machine (in the lab's network
-// namespace) and fails the test unless it exits with want.
+// tunplan runs a tunplan command on the lab's plan (vagrantPlan) from the machine (in the lab's
+// network namespace) and fails the test unless it exits with want.
 func (l *vagrantLab) tunplan(want int, args ...string) {
 	l.t.Helper()
-	args = append(args, "-f", plan, "--var", "ssh_key="+l.key, "--var", "known_hosts="+l.known)
+	args = append(args, "-f", l.plan, "--var", "ssh_key="+l.key, "--var", "known_hosts="+l.known)
 	cmd := inNetns(l.bin, args...)
 	cmd.Dir = l.repo
 	out, err := cmd.CombinedOutput()
