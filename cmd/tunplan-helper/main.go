@@ -84,7 +84,7 @@ func watch() int {
 		Log:          os.Stdout,
 		Check:        health.Check,
 		Every:        10 * time.Second,
-		MetricsEvery: 5 * time.Second,
+		MetricsEvery: 15 * time.Second,
 	}
 	if err := w.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "tunplan-helper watch:", err)

@@ -61,47 +61,74 @@ func TestWeightsFailOpen(t *testing.T) {
 	}
 }
 
-// fakeIPVS is one service's table, written through the ipvs.Kernel boundary.
+// fakeIPVS is a table of services, written through the ipvs.Kernel boundary.
 type fakeIPVS struct {
-	mu     sync.Mutex
-	svc    cipvs.Service
-	dests  []cipvs.Destination
-	writes int
+	mu    sync.Mutex
+	svcs  []cipvs.Service
+	dests [][]cipvs.Destination // dests[i] are svcs[i]'s
+}
+
+// newFakeIPVS is a table of svcs with their destinations.
+func newFakeIPVS(svcs ...protocol.Service) *fakeIPVS {
+	f := &fakeIPVS{}
+	for _, s := range svcs {
+		f.svcs = append(f.svcs, ipvs.ToKernel(s))
+		var ds []cipvs.Destination
+		for _, d := range s.Destinations {
+			ds = append(ds, ipvs.DestToKernel(d))
+		}
+		f.dests = append(f.dests, ds)
+	}
+	return f
+}
+
+// at is the index of service s.
+func (f *fakeIPVS) at(s cipvs.Service) int {
+	return slices.IndexFunc(f.svcs, func(x cipvs.Service) bool {
+		return x.Address == s.Address && x.Port == s.Port && x.Protocol == s.Protocol && x.FWMark == s.FWMark
+	})
 }
 
 func (f *fakeIPVS) Services() ([]cipvs.Service, error) {
-	return []cipvs.Service{f.svc}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.svcs), nil
 }
 
 func (f *fakeIPVS) Destinations(svcs []cipvs.Service, _ bool) ([][]cipvs.Destination, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return [][]cipvs.Destination{append([]cipvs.Destination(nil), f.dests...)}, nil
+	out := make([][]cipvs.Destination, len(svcs))
+	for i, s := range svcs {
+		out[i] = slices.Clone(f.dests[f.at(s)])
+	}
+	return out, nil
 }
 
 // Counters reads the table with every counter 0.
 func (f *fakeIPVS) Counters(svcs []cipvs.Service) ([][]cipvs.DestinationExtended, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var ds []cipvs.DestinationExtended
-	for _, d := range f.dests {
-		ds = append(ds, cipvs.DestinationExtended{Destination: d})
+	ds, _ := f.Destinations(svcs, true)
+	out := make([][]cipvs.DestinationExtended, len(ds))
+	for i := range ds {
+		for _, d := range ds[i] {
+			out[i] = append(out[i], cipvs.DestinationExtended{Destination: d})
+		}
 	}
-	return [][]cipvs.DestinationExtended{ds}, nil
+	return out, nil
 }
 
 func (f *fakeIPVS) Queue(w ipvs.Write) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.writes++
-	i := slices.IndexFunc(f.dests, func(d cipvs.Destination) bool { return d.Address == w.Dest.Address && d.Port == w.Dest.Port })
+	s := f.at(w.Service)
+	i := slices.IndexFunc(f.dests[s], func(d cipvs.Destination) bool { return d.Address == w.Dest.Address && d.Port == w.Dest.Port })
 	switch {
 	case w.Cmd == ipvs.SetDest && i >= 0:
-		f.dests[i].Weight = w.Dest.Weight
+		f.dests[s][i].Weight = w.Dest.Weight
 	case w.Cmd == ipvs.NewDest && i < 0:
-		f.dests = append(f.dests, w.Dest)
+		f.dests[s] = append(f.dests[s], w.Dest)
 	case w.Cmd == ipvs.DelDest && i >= 0:
-		f.dests = slices.Delete(f.dests, i, i+1)
+		f.dests[s] = slices.Delete(f.dests[s], i, i+1)
 	default:
 		return fmt.Errorf("the watcher changes only destinations that are there (or adds one that is not): %v", w.Name)
 	}
@@ -110,18 +137,19 @@ func (f *fakeIPVS) Queue(w ipvs.Write) error {
 
 func (f *fakeIPVS) Flush() error { return nil }
 
-// setWeight changes destination i's weight, as by hand.
+// setWeight changes the first service's destination i's weight, as by hand.
 func (f *fakeIPVS) setWeight(i int, w uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.dests[i].Weight = w
+	f.dests[0][i].Weight = w
 }
 
+// weights are the first service's destinations' weights.
 func (f *fakeIPVS) weights() []uint32 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var w []uint32
-	for _, d := range f.dests {
+	for _, d := range f.dests[0] {
 		w = append(w, d.Weight)
 	}
 	return w
@@ -134,10 +162,7 @@ func TestWatcher(t *testing.T) {
 	vip, rip1, rip2 := netip.MustParseAddr("198.18.48.180"), netip.MustParseAddr("198.18.1.183"), netip.MustParseAddr("198.18.10.182")
 	svc := protocol.Service{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr", Destinations: []protocol.Destination{
 		{Address: rip1, Port: 80, Weight: 1, Forward: "tunnel"}, {Address: rip2, Port: 80, Weight: 3, Forward: "tunnel"}}}
-	k := &fakeIPVS{svc: ipvs.ToKernel(svc)}
-	for _, d := range svc.Destinations {
-		k.dests = append(k.dests, ipvs.DestToKernel(d))
-	}
+	k := newFakeIPVS(svc)
 	check := protocol.HealthCheck{Service: svc.Key(), Type: protocol.CheckTCP, Port: 80, VIP: vip, IntervalMS: 5, TimeoutMS: 2, Fall: 2, Rise: 2,
 		Destinations: []protocol.CheckedDestination{{Address: rip1, Port: 80, Weight: 1, Mark: protocol.ProbeMarkBase}, {Address: rip2, Port: 80, Weight: 3, Mark: protocol.ProbeMarkBase + 1}}}
 	dir := t.TempDir()
@@ -373,10 +398,7 @@ func TestWatcherRemoves(t *testing.T) {
 	gue := protocol.Tunnel{Type: protocol.TunnelGUE, Port: 6080}
 	svc := protocol.Service{Protocol: "tcp", Address: vip, Port: 80, Scheduler: "rr", Destinations: []protocol.Destination{
 		{Address: rip1, Port: 80, Weight: 1, Forward: "tunnel", Tunnel: gue}, {Address: rip2, Port: 80, Weight: 3, Forward: "tunnel", Tunnel: gue}}}
-	k := &fakeIPVS{svc: ipvs.ToKernel(svc)}
-	for _, d := range svc.Destinations {
-		k.dests = append(k.dests, ipvs.DestToKernel(d))
-	}
+	k := newFakeIPVS(svc)
 	check := protocol.HealthCheck{Service: svc.Key(), Type: protocol.CheckTCP, Port: 80, VIP: vip, IntervalMS: 5, TimeoutMS: 2, Fall: 2, Rise: 2, OnFailure: protocol.Remove,
 		Destinations: []protocol.CheckedDestination{{Address: rip1, Port: 80, Weight: 1, Tunnel: gue}, {Address: rip2, Port: 80, Weight: 3, Tunnel: gue}}}
 	dir := t.TempDir()
@@ -401,7 +423,7 @@ func TestWatcherRemoves(t *testing.T) {
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		var s []string
-		for _, d := range k.dests {
+		for _, d := range k.dests[0] {
 			s = append(s, fmt.Sprintf("%s w%d %v:%d", d.Address, d.Weight, d.TunnelType, d.TunnelPort))
 		}
 		return strings.Join(s, ", ")

@@ -12,7 +12,7 @@ import (
 	"github.com/tunplan/tunplan/modules/protocol"
 )
 
-// The watcher writes, every metricsEvery, a Prometheus text file (node_exporter's textfile
+// The watcher writes, every MetricsEvery, a Prometheus text file (node_exporter's textfile
 // collector format) of its checked destinations: their health, weights and IPVS counters.
 
 // metricDest is one checked destination as the metrics see it.
@@ -103,9 +103,9 @@ func renderMetrics(h protocol.Health, checks []protocol.HealthCheck, st []protoc
 }
 
 // label is a label value, quoted as the text format wants.
-func label(v string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v) + `"`
-}
+func label(v string) string { return `"` + labelEscapes.Replace(v) + `"` }
+
+var labelEscapes = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
 // writeMetrics writes the text file where the configuration says, if it says, and only where its
 // directory exists (the textfile collector's, which node_exporter's package makes): once told, a

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/tunplan/tunplan/modules/change"
 	"github.com/tunplan/tunplan/modules/files"
 	"github.com/tunplan/tunplan/modules/ipvs"
 	"github.com/tunplan/tunplan/modules/protocol"
@@ -92,7 +91,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 					state, n = "failing", t.fall
 				}
 				w.logf("%s -> %s: %s after %d checks in a row: %s", w.spec.Checks[r.svc].Service, addrPort(t.dest), state, n, t.last)
-				w.apply(r.svc, true)
+				w.apply(true, r.svc)
 			}
 		case <-tick.C:
 			if err := w.load(ctx, results); err != nil {
@@ -102,9 +101,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				w.logf("status: %v", err)
 			}
 		case <-every.C:
-			for i := range w.spec.Checks {
-				w.apply(i, false)
-			}
+			w.apply(false, w.every()...)
 		case <-metrics.C:
 			if err := w.writeMetrics(); err != nil {
 				w.logf("metrics: %v", err)
@@ -153,9 +150,7 @@ func (w *Watcher) load(ctx context.Context, results chan<- result) error {
 		w.services = append(w.services, ts)
 	}
 	w.logf("watching %d destinations of %d services", n, len(spec.Checks))
-	for i := range spec.Checks {
-		w.apply(i, true)
-	}
+	w.apply(true, w.every()...)
 	return nil
 }
 
@@ -180,23 +175,43 @@ func (w *Watcher) loop(ctx context.Context, r result, c protocol.HealthCheck, d 
 	}
 }
 
-// apply makes the kernel's destinations of checked service i what their health decides, where it
-// has others: all of them, or (all false) only those held at 0 or out. A destination that fails
-// its checks has weight 0 (on_failure quiesce) or leaves the service (remove); a drained one has
-// weight 0 whatever its health; a removed one that passes again is added back at its plan weight.
-// Each change is logged as apply shows it.
-func (w *Watcher) apply(i int, all bool) {
-	c := w.spec.Checks[i]
-	want, failOpen := weights(w.services[i])
-	if failOpen && all {
-		w.logf("%s: every destination fails its check: all keep their plan weight (fail open)", c.Service)
+// every is the index of every checked service.
+func (w *Watcher) every() []int {
+	out := make([]int, len(w.spec.Checks))
+	for i := range out {
+		out[i] = i
 	}
-	changes, err := w.edit(i, want, failOpen, all)
+	return out
+}
+
+// apply makes the kernel's destinations of the checked services svcs (indexes in spec.Checks) what
+// their health decides, where it has others: all of them, or (all false) only those held at 0 or
+// out. A destination that fails its checks has weight 0 (on_failure quiesce) or leaves the service
+// (remove); a drained one has weight 0 whatever its health; a removed one that passes again is
+// added back at its plan weight. The kernel's table is read once for them all; each change is
+// logged as apply shows it.
+func (w *Watcher) apply(all bool, svcs ...int) {
+	k, err := w.ipvs()
+	if err != nil {
+		w.logf("%v", err)
+		return
+	}
+	drained := w.readDrains()
+	edits := make(map[protocol.Key]func([]protocol.Destination) []protocol.Destination, len(svcs))
+	for _, i := range svcs {
+		c := w.spec.Checks[i]
+		want, failOpen := weights(w.services[i])
+		if failOpen && all {
+			w.logf("%s: every destination fails its check: all keep their plan weight (fail open)", c.Service)
+		}
+		edits[c.Service] = w.edit(i, want, failOpen, all, drained)
+	}
+	changes, err := ipvs.Edit(k, edits)
 	for _, ch := range changes {
 		w.logf("%c %s  %s", ch.Action, ch.Address, ch.Shown())
 	}
 	if err != nil {
-		w.logf("%s: %v", c.Service, err)
+		w.logf("%v", err)
 	}
 }
 
@@ -206,14 +221,10 @@ type target struct {
 	out    bool
 }
 
-// edit makes the changes apply decides (want[j] is the weight weights gives destination j).
-func (w *Watcher) edit(i int, want []uint32, failOpen, all bool) ([]change.Change, error) {
+// edit is the edit of checked service i that apply makes (want[j] is the weight weights gives
+// destination j).
+func (w *Watcher) edit(i int, want []uint32, failOpen, all bool, drained map[drainKey]bool) func([]protocol.Destination) []protocol.Destination {
 	c := w.spec.Checks[i]
-	k, err := w.ipvs()
-	if err != nil {
-		return nil, err
-	}
-	drained := w.readDrains()
 	remove := c.OnFailure == protocol.Remove
 	targets := make(map[netip.AddrPort]target, len(want))
 	for j, d := range c.Destinations {
@@ -228,7 +239,7 @@ func (w *Watcher) edit(i int, want []uint32, failOpen, all bool) ([]change.Chang
 			targets[netip.AddrPortFrom(d.Address, d.Port)] = t
 		}
 	}
-	return ipvs.Edit(k, c.Service, func(ds []protocol.Destination) []protocol.Destination {
+	return func(ds []protocol.Destination) []protocol.Destination {
 		var out []protocol.Destination
 		have := map[netip.AddrPort]bool{}
 		for _, d := range ds {
@@ -250,7 +261,7 @@ func (w *Watcher) edit(i int, want []uint32, failOpen, all bool) ([]change.Chang
 			}
 		}
 		return out
-	})
+	}
 }
 
 // ipvs is the kernel's IPVS, opened at the first need.

@@ -2,7 +2,6 @@ package host
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"net/netip"
 	"path/filepath"
@@ -81,19 +80,21 @@ func (e *Engine) drain(req protocol.Request, resp *protocol.Response) error {
 		if err != nil {
 			return err
 		}
-		for _, s := range want.Services {
-			w := weights[s.Key()]
-			if w == nil {
-				continue
+		edits := map[protocol.Key]func([]protocol.Destination) []protocol.Destination{}
+		for key, w := range weights {
+			edits[key] = func(ds []protocol.Destination) []protocol.Destination {
+				for i := range ds {
+					if v, ok := w[netip.AddrPortFrom(ds[i].Address, ds[i].Port)]; ok {
+						ds[i].Weight = v
+					}
+				}
+				return ds
 			}
-			changes, err := ipvs.Reweigh(k, s.Key(), func(ap netip.AddrPort) (uint32, bool) {
-				v, ok := w[ap]
-				return v, ok
-			})
-			resp.Changes = append(resp.Changes, changes...)
-			if err != nil {
-				return fmt.Errorf("%s: %w", s.Key(), err)
-			}
+		}
+		changes, err := ipvs.Edit(k, edits)
+		resp.Changes = append(resp.Changes, changes...)
+		if err != nil {
+			return err
 		}
 	}
 	resp.Status, err = e.status(req.Desired)

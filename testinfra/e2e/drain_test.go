@@ -48,8 +48,8 @@ func TestDrainWaitsForConnections(t *testing.T) {
 			t.Errorf("the kernel's counters of %s: %+v (want one active connection, its SYN and ACK in, nothing out in TUN mode)", d.Address, d.Counters)
 		}
 	}
-	// The watcher's Prometheus text file has them too, within its 5 s.
-	waitUntil(t, 12*time.Second, "the text file counts shanghai's active connection", func() bool {
+	// The watcher's Prometheus text file has them too, within its 15 s.
+	waitUntil(t, 20*time.Second, "the text file counts shanghai's active connection", func() bool {
 		out, _ := lab.Sh("director", "cat "+protocol.DefaultMetrics)
 		return strings.Contains(out, `tunplan_destination_active_connections{service="tcp/`+vip+`:80",destination="`+rip1+`:80"} 1`)
 	})
