@@ -69,6 +69,7 @@
 //	    timeout       = "1s"                        # 10ms or more, shorter than interval (default 1s)
 //	    fall          = 3                           # 1..100 failures in a row: weight 0 (default 3)
 //	    rise          = 2                           # 1..100 successes in a row: plan weight (default 2)
+//	    on_failure    = "quiesce"                   # quiesce (weight 0) | remove (out of the service; not with mh)
 //	  }
 //	}
 //

@@ -22,7 +22,7 @@ import (
 
 var (
 	runs    = flag.Int("runs", 3, "runs of each measurement; the median is reported")
-	only    = flag.String("only", "", "comma-separated benchmarks to run (ipvs, fanout, plan); default all")
+	only    = flag.String("only", "", "comma-separated benchmarks to run (ipvs, fanout, plan, health); default all")
 	timeout = flag.Duration("timeout", 0, "how long the lab VM may run (default: sized from -runs and -only; TUNPLAN_LAB_TIMEOUT also sets it)")
 )
 
@@ -32,7 +32,7 @@ var benches = []struct {
 	name    string
 	run     func(*Bench) error
 	minutes float64
-}{{"ipvs", benchIPVS, 2}, {"fanout", benchFanout, 6}, {"plan", benchPlan, 0.5}}
+}{{"ipvs", benchIPVS, 2}, {"fanout", benchFanout, 6}, {"plan", benchPlan, 0.5}, {"health", benchHealth, 3}}
 
 // selected reports whether -only asks for the benchmark.
 func selected(name string) bool {
@@ -74,6 +74,9 @@ type Row struct {
 }
 
 func main() {
+	if spec := os.Getenv(lab.LoopEnv); spec != "" { // the lab client's request loop (health)
+		os.Exit(lab.RequestLoop(spec))
+	}
 	flag.Parse()
 	if !lab.Inside() {
 		if err := outside(); err != nil {
@@ -243,6 +246,8 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.3f s", v)
 	case "bytes":
 		return fmt.Sprintf("%.0f B", v)
+	case "vCPU":
+		return fmt.Sprintf("%.3f vCPU", v)
 	}
 	return fmt.Sprintf("%g %s", v, unit)
 }

@@ -8,7 +8,8 @@ import (
 
 // With on_failure = "remove", beijing's nginx stopped takes it out of the service (as keepalived
 // does) instead of weight 0; diff exits 0 and says so, status shows it removed, and it comes back
-// with its plan weight and the tunnel forward method once nginx runs again.
+// with its plan weight and the tunnel forward method once nginx runs again. With both nginx
+// stopped, the service fails open: both keep their plan weight, and status says why.
 func TestHealthChecksRemove(t *testing.T) {
 	reset(t)
 	plan := planVariant(t, healthExample, "    rise     = 2", "    rise     = 2\n    on_failure = \"remove\"")
@@ -29,4 +30,16 @@ func TestHealthChecksRemove(t *testing.T) {
 	restartNginx(t, "rs2", nginxConf("rs2"))
 	waitWeight(t, web, rip2, "1", 10*time.Second) // back, -i -w 1
 	mustTunplan(t, plan, 0, "diff")
+
+	restartNginx(t, "rs1", "")
+	restartNginx(t, "rs2", "")
+	defer restartNginx(t, "rs2", nginxConf("rs2"))
+	defer restartNginx(t, "rs1", nginxConf("rs1"))
+	waitUntil(t, 10*time.Second, "status says the service fails open", func() bool {
+		out, _ := tunplan(t, plan, "status")
+		return strings.Count(out, "failing, fail open (every destination fails) since ") == 2
+	})
+	if w1, w2 := weight(t, rip1), weight(t, rip2); w1 != "1" || w2 != "1" {
+		t.Errorf("with every destination failing, weights %s and %s, want both kept at 1", w1, w2)
+	}
 }

@@ -164,32 +164,35 @@ func waitHealthy(t *testing.T) {
 	})
 }
 
-// A GUE service is checked through its own tunnel: with only the watcher sending (no client), the
-// router sees each check leave the director as the service's traffic does, UDP to port 6080
-// carrying the director's address to the GUE VIP, to each realserver; rs1's nginx stopped, the GUE
-// service holds rs1 at weight 0.
+// GUE and GRE services are checked through their own tunnels: with only the watcher sending (no
+// client), the router sees each check leave the director as the service's traffic does (GUE: UDP
+// to port 6080; GRE: IP protocol 47), carrying the director's address to the service's VIP, to
+// each realserver; rs1's nginx stopped, the GUE service holds rs1 at weight 0.
 func TestHealthChecksGoThroughGUE(t *testing.T) {
 	reset(t)
-	gue := "  tunnel    = \"gue\"\n"
-	plan := planVariant(t, tunnelsExample, gue, gue+"  health_check {\n    interval = \"1s\"\n    timeout = \"500ms\"\n    fall = 2\n  }\n")
+	check := "  health_check {\n    interval = \"1s\"\n    timeout = \"500ms\"\n    fall = 2\n  }\n"
+	gue, gre := "  tunnel    = \"gue\"\n", "  tunnel    = \"gre\"\n"
+	plan := planVariant(t, planVariant(t, tunnelsExample, gue, gue+check), gre, gre+check)
 	mustTunplan(t, plan, 0, "apply", "--auto-approve")
-	t.Cleanup(func() { lab.Sh("director", "pkill -f '^"+protocol.HelperPath+" watch$'") })
+	stopWatcherAfter(t)
 	packets := captureTunnelled(t, func() { time.Sleep(3 * time.Second) }) // three rounds of checks
-	checked := map[string]int{}
-	for _, e := range packets {
-		if e.innerD != netip.AddrPortFrom(netip.MustParseAddr(vipGUE), 80) {
-			continue
+	for kind, vip := range map[string]string{"gue": vipGUE, "gre": vipGRE} {
+		checked := map[string]int{}
+		for _, e := range packets {
+			if e.innerD != netip.AddrPortFrom(netip.MustParseAddr(vip), 80) {
+				continue
+			}
+			if e.kind != kind || (kind == "gue" && e.dport != guePort) || e.src.String() != director || e.innerSrc.Addr().String() != director {
+				t.Errorf("a check of the %s service went otherwise: %s", kind, e)
+				continue
+			}
+			checked[e.dst.String()]++
 		}
-		if e.kind != "gue" || e.dport != guePort || e.src.String() != director || e.innerSrc.Addr().String() != director {
-			t.Errorf("a check of the GUE service went otherwise: %s", e)
-			continue
+		if checked[rip1] == 0 || checked[rip2] == 0 {
+			t.Errorf("the router saw %s checks to %v, want both realservers (%d tunnelled packets)", kind, checked, len(packets))
 		}
-		checked[e.dst.String()]++
+		t.Logf("%s checks seen by the router: %v", kind, checked)
 	}
-	if checked[rip1] == 0 || checked[rip2] == 0 {
-		t.Errorf("the router saw GUE checks to %v, want both realservers (%d tunnelled packets)", checked, len(packets))
-	}
-	t.Logf("GUE checks seen by the router: %v", checked)
 
 	restartNginx(t, "rs1", "")
 	defer restartNginx(t, "rs1", nginxConf("rs1"))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -70,6 +71,9 @@ func statusRun(o *statusOptions) error {
 		return err
 	}
 	defer r.Close()
+	if len(r.Hosts) == 0 {
+		return fmt.Errorf("no director is selected: status reads directors (--hosts %s)", strings.Join(o.hosts, ","))
+	}
 	names := o.plan.RealserverNames()
 	if o.watch == 0 {
 		r.Status()

@@ -62,6 +62,9 @@ func TestStatus(t *testing.T) {
 	if out, _, _ := runCLI(t, f, "", "status", "-f", example); !strings.Contains(out, "    198.18.10.182:80  beijing     -       1     -       -         -      -        -       not in the kernel (drift: run tunplan diff)\n") {
 		t.Errorf("status without beijing in the kernel:\n%s", out)
 	}
+	if _, errOut, code := runCLI(t, f, "", "status", "-f", example, "--hosts", "role:realserver"); code != exitError || !strings.Contains(errOut, "no director is selected") {
+		t.Errorf("status of realservers only: exit %d, %s", code, errOut)
+	}
 	f.status = func(string, protocol.Request) *protocol.Status { return lvs01Status(4) }
 	out, _, code = runCLI(t, f, "", "status", "-f", example, "--json")
 	var doc struct {
