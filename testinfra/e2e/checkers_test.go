@@ -87,9 +87,11 @@ func TestCheckersSideBySide(t *testing.T) {
 		undo := f.inject(t)
 		held := waitWeight(t, web, rip2, "0", 10*time.Second)
 		tp := fmt.Sprintf("held at 0 after %.1fs", held.Sub(injected).Seconds())
-		// keepalived checks every second and retries once after a second: 4 s is twice its bound.
-		kaSeen := "missed: still weight 1 after 4s"
-		for end := injected.Add(4 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		// keepalived checks every second, waits a second for a connection and retries once after a
+		// second: at most about 4 s to remove it (a fault that answers nothing takes longest); 8 s is
+		// twice that.
+		kaSeen := "missed: still weight 1 after 8s"
+		for end := injected.Add(8 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 			if weightIn(t, ka, rip2) == "" {
 				kaSeen = fmt.Sprintf("removed after %.1fs", time.Since(injected).Seconds())
 				break
