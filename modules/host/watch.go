@@ -87,23 +87,18 @@ func (e *Engine) held(want protocol.State) (protocol.State, []protocol.Held, err
 	want.Services = slices.Clone(want.Services)
 	for i := range want.Services {
 		svc := &want.Services[i]
-		svc.Destinations = slices.Clone(svc.Destinations)
-		for j := range svc.Destinations {
-			d := &svc.Destinations[j]
-			if d.Weight == 0 {
-				continue
-			}
-			if h, ok := holdOf(svc.Key(), *d, drains, report, want.Checks); ok {
+		kept := svc.Destinations[:0:0] // nil stays nil; appends never write over the caller's
+		for _, d := range svc.Destinations {
+			if h, ok := holdOf(svc.Key(), d, drains, report, want.Checks); ok && d.Weight != 0 {
 				out = append(out, h)
+				if h.Removed {
+					continue // what the watcher removed (on_failure remove) is out of the service
+				}
 				d.Weight = 0
 			}
+			kept = append(kept, d)
 		}
-		// What the watcher removed (on_failure remove) is out of the service, not at weight 0.
-		svc.Destinations = slices.DeleteFunc(svc.Destinations, func(d protocol.Destination) bool {
-			return slices.ContainsFunc(out, func(h protocol.Held) bool {
-				return h.Removed && h.Service == svc.Key() && h.Address == d.Address && h.Port == d.Port
-			})
-		})
+		svc.Destinations = kept
 	}
 	return want, out, nil
 }
@@ -118,10 +113,11 @@ func holdOf(svc protocol.Key, d protocol.Destination, drains []protocol.Drain, r
 			return h, true
 		}
 	}
-	if report == nil || !slices.ContainsFunc(checks, func(c protocol.HealthCheck) bool { return c.Service == svc }) {
+	ci := slices.IndexFunc(checks, func(c protocol.HealthCheck) bool { return c.Service == svc })
+	if report == nil || ci < 0 {
 		return h, false
 	}
-	c := checks[slices.IndexFunc(checks, func(c protocol.HealthCheck) bool { return c.Service == svc })]
+	c := checks[ci]
 	for _, sh := range report.Services {
 		for _, dh := range sh.Destinations {
 			if sh.Service == svc && dh.Quiesced && dh.Address == d.Address && dh.Port == d.Port {

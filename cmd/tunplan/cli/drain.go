@@ -115,18 +115,14 @@ func drainRun(o *drainOptions, realserver string) error {
 // heldOf are the undrained destinations that a director's watcher still holds at weight 0, from
 // the director's status after the undrain.
 func heldOf(st *protocol.Status, want protocol.State, drains []protocol.Drain) []protocol.Held {
-	if st == nil || st.Health == nil || !st.Fresh {
+	if st == nil {
 		return nil
 	}
 	var out []protocol.Held
 	for _, d := range drains {
-		for _, sh := range st.Health.Services {
-			for _, dh := range sh.Destinations {
-				if sh.Service == d.Service && dh.Address == d.Address && dh.Port == d.Port && dh.Quiesced {
-					w, _ := planWeight(want, d.Service, protocol.DestinationStatus{Address: d.Address, Port: d.Port})
-					out = append(out, protocol.Held{Service: d.Service, Address: d.Address, Port: d.Port, Weight: w, By: protocol.HeldByHealth, Since: dh.Since, Reason: dh.Last})
-				}
-			}
+		if dh, _ := healthOf(*st, d.Service, d.Address, d.Port); dh != nil && dh.Quiesced {
+			w, _ := planWeight(want, d.Service, protocol.DestinationStatus{Address: d.Address, Port: d.Port})
+			out = append(out, protocol.Held{Service: d.Service, Address: d.Address, Port: d.Port, Weight: w, By: protocol.HeldByHealth, Since: dh.Since, Reason: dh.Last})
 		}
 	}
 	return out
