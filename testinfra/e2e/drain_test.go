@@ -28,7 +28,9 @@ func TestDrainWaitsForConnections(t *testing.T) {
 	sh(t, "client", "rm -f /tmp/hold.pids; "+hold+"; sleep 0.3; "+hold)
 	t.Cleanup(func() { sh(t, "client", "kill $(cat /tmp/hold.pids) 2>/dev/null; true") })
 	var st protocol.Status
-	waitUntil(t, 10*time.Second, "IPVS counts both connections active", func() bool {
+	// The connection counts are the kernel's at once; its totals (connections, packets, bytes) are
+	// gathered from each CPU by IPVS's estimator, every 2 s: wait for both.
+	waitUntil(t, 10*time.Second, "IPVS counts both connections active, and its totals count them", func() bool {
 		out, _ := tunplan(t, healthExample, "status", "--json")
 		var doc struct {
 			Directors []struct{ Status *protocol.Status }
@@ -37,11 +39,14 @@ func TestDrainWaitsForConnections(t *testing.T) {
 			return false
 		}
 		st = *doc.Directors[0].Status
-		active := 0
+		active, counted := 0, 0
 		for _, d := range st.Services[0].Destinations {
 			active += int(d.ActiveConns)
+			if d.Conns > 0 {
+				counted++
+			}
 		}
-		return active == 2
+		return active == 2 && counted == 2
 	})
 	for _, d := range st.Services[0].Destinations {
 		if d.ActiveConns != 1 || d.Conns < 1 || d.InPackets < 2 || d.InBytes < 100 || d.OutPackets != 0 {

@@ -33,7 +33,8 @@ func newStatus(g *globalOptions) *cobra.Command {
 		Short: "Show what each director runs now: weights, health, drains and connections of every destination (runtime state)",
 		Long: `status reads, on every selected director, each service of the plan as the kernel runs it now, and
 for each destination: its weight now and the plan's, its state, and IPVS's counters (connections
-active and inactive now; connections, packets and bytes since it was added). It also says whether
+active and inactive now; connections, packets and bytes since it was added, which the kernel
+gathers every 2 s). It also says whether
 the director's watcher runs and when it last reported. It changes nothing and takes no lock.
 
 A destination's state is one of:
